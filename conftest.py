@@ -1,0 +1,8 @@
+"""Every async test in the repository runs on both anyio backends."""
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

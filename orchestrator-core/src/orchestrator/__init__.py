@@ -1,0 +1,107 @@
+"""Multi-LLM Orchestrator: one interface over GigaChat, YandexGPT and any provider plugin,
+with retries, failover, circuit breaking, streaming that never mixes providers, and cost.
+
+    from orchestrator import Router
+    from orchestrator.providers import MockProvider, ProviderConfig
+
+    router = Router(strategy="round-robin")
+    router.add_provider(MockProvider(ProviderConfig(name="mock")))
+    print(await router.route("Hello"))
+
+Names are imported lazily: ``import orchestrator`` loads no plugin and no HTTP client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from orchestrator.config import ProviderConfig
+    from orchestrator.errors import (
+        AllProvidersFailedError,
+        AuthenticationError,
+        ConfigurationError,
+        DeadlineExceededError,
+        InvalidRequestError,
+        NoProvidersError,
+        OrchestratorError,
+        ProviderError,
+        RateLimitError,
+        StreamInterruptedError,
+    )
+    from orchestrator.health import BreakerConfig
+    from orchestrator.plugins import PluginRegistry
+    from orchestrator.providers.base import BaseProvider
+    from orchestrator.router import Router
+    from orchestrator.types import Chunk, Completion, GenerationParams, Message, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AllProvidersFailedError",
+    "AuthenticationError",
+    "BaseProvider",
+    "BreakerConfig",
+    "Chunk",
+    "Completion",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "GenerationParams",
+    "InvalidRequestError",
+    "Message",
+    "NoProvidersError",
+    "OrchestratorError",
+    "PluginRegistry",
+    "ProviderConfig",
+    "ProviderError",
+    "RateLimitError",
+    "Router",
+    "StreamInterruptedError",
+    "Usage",
+    "__version__",
+    "hookimpl",
+]
+
+_LAZY = {
+    "Router": "orchestrator.router",
+    "BaseProvider": "orchestrator.providers.base",
+    "ProviderConfig": "orchestrator.config",
+    "PluginRegistry": "orchestrator.plugins",
+    "BreakerConfig": "orchestrator.health",
+    "Chunk": "orchestrator.types",
+    "Completion": "orchestrator.types",
+    "GenerationParams": "orchestrator.types",
+    "Message": "orchestrator.types",
+    "Usage": "orchestrator.types",
+    **{
+        name: "orchestrator.errors"
+        for name in (
+            "AllProvidersFailedError",
+            "AuthenticationError",
+            "ConfigurationError",
+            "DeadlineExceededError",
+            "InvalidRequestError",
+            "NoProvidersError",
+            "OrchestratorError",
+            "ProviderError",
+            "RateLimitError",
+            "StreamInterruptedError",
+        )
+    },
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,108 @@
+"""Provider configuration.
+
+``ProviderConfig`` is the object the custom-provider guide passes to ``BaseProvider``. It
+validates its ranges on creation and on assignment, and refuses unknown attributes.
+Credentials are :class:`Secret` strings: ``f"Bearer {config.api_key}"`` gives the real key,
+while ``repr(config)``, ``config.model_dump()`` and JSON show ``***``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+from orchestrator import _secrets
+
+__all__ = ["ProviderConfig", "Secret", "SecretStr"]
+
+
+class Secret(str):
+    """A ``str`` that is a credential: usable as a string, masked in ``repr``."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Self:
+        _secrets.register(value)
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return f"Secret('{_secrets.MASK}')"
+
+
+def _to_secret(value: str) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+#: A pydantic field type for credentials: validated as ``str``, kept as :class:`Secret`,
+#: serialized as ``***``.
+SecretStr = Annotated[
+    str,
+    AfterValidator(_to_secret),
+    PlainSerializer(lambda _: _secrets.MASK, return_type=str, when_used="always"),
+]
+
+
+class ProviderConfig(BaseModel):
+    """Settings of one provider instance.
+
+    Provider packages subclass it to add their own fields (e.g. GigaChat's ``scope``);
+    a plain ``ProviderConfig`` given to such a provider is upgraded to its config class.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        str_strip_whitespace=True,
+        hide_input_in_errors=True,  # a rejected value could be a key
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="Unique name of this provider instance inside a router.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Credential sent to the vendor (never logged or shown)."
+    )
+    base_url: str | None = Field(
+        None, description="API base URL; the provider's default when unset."
+    )
+    model: str | None = Field(
+        None, description="Model name; the provider's default when unset."
+    )
+    timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds allowed for one HTTP request."
+    )
+    max_retries: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Retries after the first attempt on transient errors (0 = one call).",
+    )
+    verify_ssl: bool = Field(True, description="Verify the server's TLS certificate.")
+    backoff_base: float = Field(
+        0.5, ge=0, le=60, description="First backoff step in seconds (doubles each retry)."
+    )
+    backoff_max: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        description="Longest wait between retries; a longer Retry-After fails over instead.",
+    )
+
+    def upgrade(self, config_class: type[ProviderConfig]) -> ProviderConfig:
+        """Re-validate this config as ``config_class`` (a subclass adding fields)."""
+        if isinstance(self, config_class):
+            return self
+        values: dict[str, Any] = {
+            key: getattr(self, key) for key in self.model_fields_set
+        }
+        return config_class(**values)

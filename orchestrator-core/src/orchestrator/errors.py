@@ -1,0 +1,235 @@
+"""The one exception hierarchy of the orchestrator.
+
+Every error a provider or the router raises is an :class:`OrchestratorError`::
+
+    OrchestratorError
+    ├── ConfigurationError (also ValueError)   bad settings, unknown provider/strategy name
+    ├── NoProvidersError                       the router has no provider to ask
+    ├── AllProvidersFailedError                every attempt failed; ``.attempts`` lists them
+    └── ProviderError                          one provider's call failed
+        ├── AuthenticationError                401: bad or expired credentials
+        │   └── PermissionDeniedError          403: the credentials lack a role/folder/scope
+        ├── InvalidRequestError                400/404/413/422: the request itself is wrong
+        │   ├── ModelNotFoundError             404: no such model
+        │   └── ContextLengthError             413 / "too many input tokens"
+        ├── QuotaExceededError                 402: balance or tokens exhausted (not transient)
+        ├── RateLimitError                     429 (transient, honours ``retry_after``)
+        ├── ProviderTimeoutError               timed out (transient; also builtin TimeoutError)
+        │   └── DeadlineExceededError          the router's total deadline fired
+        ├── ServiceUnavailableError            5xx (transient)
+        ├── TransportError                     connect/reset/protocol failure (transient)
+        └── StreamError                        a stream broke or ended without its final event
+            └── StreamInterruptedError         ... after chunks reached the caller (``partial_text``)
+
+Every :class:`ProviderError` carries ``provider``, ``status_code``, ``request_id``,
+``retry_after`` (seconds) and ``transient``. ``TimeoutError`` is exported as an alias of
+:class:`ProviderTimeoutError` for the custom-provider guide's ``from .base import TimeoutError``;
+it is a builtin :class:`TimeoutError` too, so ``except TimeoutError`` keeps working either way.
+
+Messages never contain secrets: any registered secret (see :mod:`orchestrator.config`) is
+replaced by ``***`` before the message is stored.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator._secrets import redact
+
+__all__ = [
+    "AllProvidersFailedError",
+    "Attempt",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ContextLengthError",
+    "DeadlineExceededError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "NoProvidersError",
+    "OrchestratorError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "StreamError",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "TransportError",
+]
+
+
+class OrchestratorError(Exception):
+    """Base class of every error raised by the orchestrator."""
+
+    def __init__(self, message: str = "") -> None:
+        self.message = redact(str(message))
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(OrchestratorError, ValueError):
+    """Settings are invalid, or a provider/strategy name is unknown."""
+
+
+class NoProvidersError(OrchestratorError):
+    """The router has no provider configured (or none is allowed for this request)."""
+
+
+class ProviderError(OrchestratorError):
+    """A provider call failed.
+
+    ``transient`` says whether retrying the same provider may succeed; by default it is
+    true for 5xx statuses and false otherwise (subclasses set their own default).
+    """
+
+    default_transient: bool = False
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        if transient is None:
+            transient = self.default_transient or (
+                status_code is not None and status_code >= 500
+            )
+        self.transient = transient
+
+    def __str__(self) -> str:
+        details = []
+        if self.provider:
+            details.append(f"provider={self.provider}")
+        if self.status_code is not None:
+            details.append(f"status={self.status_code}")
+        if self.request_id:
+            details.append(f"request_id={self.request_id}")
+        if self.retry_after is not None:
+            details.append(f"retry_after={self.retry_after:g}s")
+        return f"{self.message} ({', '.join(details)})" if details else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class AuthenticationError(ProviderError):
+    """The provider rejected the credentials (HTTP 401)."""
+
+
+class PermissionDeniedError(AuthenticationError):
+    """The credentials are valid but lack the permission (HTTP 403)."""
+
+
+class InvalidRequestError(ProviderError):
+    """The request is invalid for this provider; retrying it unchanged will not help."""
+
+
+class ModelNotFoundError(InvalidRequestError):
+    """The requested model does not exist or is not available to this account."""
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt does not fit the model's context window."""
+
+
+class QuotaExceededError(ProviderError):
+    """The account's balance or token package is exhausted (HTTP 402)."""
+
+
+class RateLimitError(ProviderError):
+    """Too many requests (HTTP 429); ``retry_after`` says how long to hold off if known."""
+
+    default_transient = True
+
+
+class ProviderTimeoutError(ProviderError, builtins.TimeoutError):
+    """The provider did not answer in time."""
+
+    default_transient = True
+
+
+#: The name the custom-provider guide imports; the same class as :class:`ProviderTimeoutError`.
+TimeoutError = ProviderTimeoutError  # noqa: A001
+
+
+class DeadlineExceededError(ProviderTimeoutError):
+    """The request's total deadline (across retries and fallbacks) ran out."""
+
+    default_transient = False
+
+
+class ServiceUnavailableError(ProviderError):
+    """The provider failed on its side (HTTP 5xx)."""
+
+    default_transient = True
+
+
+class TransportError(ProviderError):
+    """The connection failed: refused, reset, TLS or protocol error."""
+
+    default_transient = True
+
+
+class StreamError(ProviderError):
+    """A stream broke or ended without its final event."""
+
+    default_transient = True
+
+
+class StreamInterruptedError(StreamError):
+    """A stream failed after some of its text reached the caller.
+
+    It is never failed over (that would mix two providers' output): ``partial_text`` holds
+    what the caller already received, ``provider`` who produced it.
+    """
+
+    default_transient = False
+
+    def __init__(
+        self, message: str = "", *, partial_text: str = "", **kwargs: object
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.partial_text = partial_text
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of one provider, as recorded by the router."""
+
+    provider: str
+    error: BaseException
+    attempt: int = 1
+    elapsed: float = 0.0
+
+
+class AllProvidersFailedError(OrchestratorError):
+    """Every provider the router tried failed; ``attempts`` lists each try in order."""
+
+    def __init__(self, attempts: Sequence[Attempt], message: str = "") -> None:
+        self.attempts = list(attempts)
+        lines = [
+            f"  {a.provider} (attempt {a.attempt}): {type(a.error).__name__}: {a.error}"
+            for a in self.attempts
+        ]
+        head = message or f"All providers failed after {len(self.attempts)} attempt(s)"
+        super().__init__(head + (":\n" + "\n".join(lines) if lines else ""))
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The error of each attempt, in order."""
+        return [a.error for a in self.attempts]

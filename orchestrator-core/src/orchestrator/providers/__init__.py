@@ -1,0 +1,38 @@
+"""Providers: the contract, the built-in mock, and every installed provider by class name.
+
+``from orchestrator.providers import GigaChatProvider`` works once ``orchestrator-gigachat``
+is installed: installed provider classes are looked up in the plugin registry (its
+``orchestrator.providers`` entry point registers them) — no need to edit this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.config import ProviderConfig
+from orchestrator.providers.base import BaseProvider
+from orchestrator.types import GenerationParams
+
+__all__ = ["BaseProvider", "GenerationParams", "MockConfig", "MockProvider", "ProviderConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("MockProvider", "MockConfig"):
+        from orchestrator.providers import mock
+
+        return getattr(mock, name)
+    if not name[:1].isupper() or name.startswith("__"):
+        raise AttributeError(f"module 'orchestrator.providers' has no attribute {name!r}")
+    from orchestrator.plugins import KNOWN_PACKAGES, default_registry
+
+    cls = default_registry().provider_class(name)
+    if cls is not None:
+        return cls
+    package = KNOWN_PACKAGES.get(name)
+    fix = (
+        f"install it with `pip install {package}`"
+        if package
+        else "install the plugin package that provides it (it registers through the "
+        "'orchestrator.providers' entry point)"
+    )
+    raise ImportError(f"cannot import name {name!r} from 'orchestrator.providers': {fix}")

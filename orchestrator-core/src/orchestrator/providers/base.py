@@ -1,0 +1,334 @@
+"""The provider contract: :class:`BaseProvider`, plus the names the custom-provider guide
+imports from here (``from .base import AuthenticationError, ..., TimeoutError``).
+
+A provider implements two methods, ``generate(prompt, params) -> str`` and
+``health_check() -> bool``. Richer calls have defaults that bridge to ``generate``:
+``chat(messages, params) -> Completion`` and ``stream(messages, params) -> AsyncIterator[Chunk]``.
+Vendor providers override them to return usage, finish reasons and real streaming.
+
+HTTP: ``self.http_client()`` returns one pooled ``httpx.AsyncClient`` per running event loop
+(asyncio or trio). It is created lazily with the provider's timeout and TLS settings, reused
+for every call on that loop, closed by ``aclose()``, and closed automatically when its loop
+ends. A client created in ``__init__`` instead is bound to the first loop that uses it and
+fails with "Event loop is closed" under ``asyncio.run``-per-call; keep such clients for
+single-loop programs only.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+import threading
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+
+import anyio
+
+from orchestrator._secrets import get_logger
+from orchestrator.config import ProviderConfig
+from orchestrator.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    TimeoutError,
+    TransportError,
+)
+from orchestrator.retry import RetryPolicy, retries_managed_by_caller
+from orchestrator.types import Chunk, Completion, GenerationParams, Message
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "AuthenticationError",
+    "BaseProvider",
+    "GenerationParams",
+    "InvalidRequestError",
+    "ProviderConfig",
+    "ProviderError",
+    "RateLimitError",
+    "TimeoutError",
+    "map_transport_error",
+    "render_transcript",
+]
+
+T = TypeVar("T")
+
+
+def render_transcript(messages: Sequence[Message]) -> str:
+    """Flatten a conversation into one prompt for providers that only take a prompt.
+
+    A single user message is passed through unchanged; anything else becomes a labelled
+    transcript ending with ``Assistant:`` so no message is dropped.
+    """
+    if len(messages) == 1 and messages[0].role == "user":
+        return messages[0].content
+    lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+    lines.append("Assistant:")
+    return "\n\n".join(lines)
+
+
+def map_transport_error(exc: BaseException, provider: str | None) -> ProviderError | None:
+    """The typed error for an ``httpx`` transport exception, or None if ``exc`` is not one."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None or not isinstance(exc, httpx.TransportError):
+        return None
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeoutError(
+            f"Request timed out ({kind}); raise the provider's timeout or check the network",
+            provider=provider,
+        )
+    return TransportError(
+        f"Connection failed ({kind}: {exc}); check base_url and the network",
+        provider=provider,
+    )
+
+
+def _loop_key() -> object:
+    """An object identifying the running event loop (asyncio loop or trio run)."""
+    import sniffio
+
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_root_task()
+    import asyncio
+
+    return asyncio.get_running_loop()
+
+
+@dataclass(slots=True)
+class _LoopState:
+    """What a provider keeps per event loop: its HTTP client and its locks."""
+
+    client: httpx.AsyncClient | None = None
+    locks: dict[str, anyio.Lock] = field(default_factory=dict)
+    finalizer: AsyncGenerator[None, None] | None = None
+
+
+class BaseProvider(abc.ABC):
+    """Base class of every provider.
+
+    Subclasses implement :meth:`generate` and :meth:`health_check`; vendor providers also
+    override :meth:`chat` and :meth:`stream`. Capabilities are class attributes.
+    """
+
+    #: The config class this provider needs; a plain ``ProviderConfig`` is upgraded to it.
+    config_class: ClassVar[type[ProviderConfig]] = ProviderConfig
+    #: Overrides ``chat`` natively (messages with roles, usage, finish reason).
+    supports_chat: ClassVar[bool] = False
+    #: Overrides ``stream`` natively (chunks as the vendor produces them).
+    supports_streaming: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(config, ProviderConfig):
+            raise TypeError(
+                f"{type(self).__name__} needs a ProviderConfig, got {type(config).__name__}"
+            )
+        self.config = config.upgrade(self.config_class)
+        self.logger = get_logger(f"orchestrator.providers.{self.config.name}")
+        self._transport = transport
+        self._loops: dict[object, _LoopState] = {}
+        self._loops_lock = threading.Lock()
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """This provider instance's name (``config.name``)."""
+        return self.config.name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.config.name!r} model={self.config.model!r}>"
+
+    # -- the contract -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
+        """Return the model's answer to ``prompt``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement "
+            "`async def generate(self, prompt, params=None) -> str`"
+        )
+
+    @abc.abstractmethod
+    async def health_check(self) -> bool:
+        """Return True if the provider can serve requests; never raise, never bill."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `async def health_check(self) -> bool`"
+        )
+
+    async def chat(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> Completion:
+        """Answer a conversation. The default bridges to :meth:`generate`."""
+        text = await self.generate(render_transcript(messages), params)
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{type(self).__name__}.generate() returned {type(text).__name__}, not str"
+            )
+        return Completion(text=text, provider=self.config.name, model=self.config.model)
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> AsyncIterator[Chunk]:
+        """Stream an answer. The default yields :meth:`chat`'s answer as one chunk."""
+        completion = await self.chat(messages, params)
+        yield Chunk(
+            delta=completion.text,
+            provider=completion.provider,
+            model=completion.model,
+            finish_reason=completion.finish_reason or "stop",
+            usage=completion.usage,
+            request_id=completion.request_id,
+        )
+
+    def validate_params(self, params: GenerationParams) -> None:
+        """Reject parameters this provider cannot honour, before any network call.
+
+        The default accepts everything ``GenerationParams`` accepts; override to narrow it
+        and raise :class:`InvalidRequestError` saying what to change.
+        """
+
+    # -- HTTP client per event loop -------------------------------------------------------
+
+    def _create_http_client(self) -> httpx.AsyncClient:
+        """Build the pooled client for one event loop; override to add headers or TLS."""
+        import httpx
+
+        return httpx.AsyncClient(
+            timeout=self.config.timeout,
+            verify=self.config.verify_ssl,
+            transport=self._transport,
+            follow_redirects=False,
+        )
+
+    def _loop_state(self) -> _LoopState:
+        key = _loop_key()
+        state = self._loops.get(key)
+        if state is None:
+            with self._loops_lock:
+                state = self._loops.setdefault(key, _LoopState())
+                if state.finalizer is None:
+                    # An async generator started on this loop is finalized by the loop itself
+                    # when it shuts down (asyncio.run, anyio.run, trio.run all do), which is
+                    # the moment to close this loop's client while its sockets are still alive.
+                    state.finalizer = self._close_at_loop_end(key, state)
+                    try:
+                        state.finalizer.asend(None).send(None)
+                    except StopIteration:
+                        pass
+        return state
+
+    async def _close_at_loop_end(
+        self, key: object, state: _LoopState
+    ) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._loops_lock:
+                if self._loops.get(key) is state:
+                    del self._loops[key]
+            client, state.client = state.client, None
+            if client is not None:
+                with anyio.CancelScope(shield=True):
+                    await client.aclose()
+
+    def http_client(self) -> httpx.AsyncClient:
+        """The pooled HTTP client of the running event loop (created on first use)."""
+        state = self._loop_state()
+        client = state.client
+        if client is None or client.is_closed:
+            client = state.client = self._create_http_client()
+        return client
+
+    def loop_lock(self, name: str) -> anyio.Lock:
+        """An ``anyio.Lock`` private to this provider and the running event loop.
+
+        Use it for single-flight work such as a token refresh: a lock shared across loops
+        would be bound to the first loop that waited on it.
+        """
+        locks = self._loop_state().locks
+        lock = locks.get(name)
+        if lock is None:
+            lock = locks[name] = anyio.Lock()
+        return lock
+
+    async def aclose(self) -> None:
+        """Close the HTTP client of the running loop (clients of ended loops are closed)."""
+        key = _loop_key()
+        state = self._loops.get(key)
+        if state is not None and state.client is not None:
+            client, state.client = state.client, None
+            await client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- retries --------------------------------------------------------------------------
+
+    def retry_policy(self) -> RetryPolicy:
+        """The backoff policy from ``config`` (``max_retries``, ``backoff_base/max``)."""
+        return RetryPolicy(
+            max_retries=self.config.max_retries,
+            base=self.config.backoff_base,
+            cap=self.config.backoff_max,
+        )
+
+    def _stamp(self, exc: ProviderError) -> ProviderError:
+        if exc.provider is None:
+            exc.provider = self.config.name
+        return exc
+
+    async def _retry_with_backoff(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """Call ``fn``; retry transient :class:`ProviderError`\\ s with jittered backoff.
+
+        ``max_retries`` counts retries after the first attempt. ``httpx`` transport errors
+        are mapped to :class:`TransportError` / :class:`TimeoutError` first. Inside a
+        :class:`~orchestrator.Router` the router owns retries, so this makes one attempt.
+        """
+        policy = None if retries_managed_by_caller.get() else self.retry_policy()
+        retry = 0
+        while True:
+            started = time.monotonic()
+            try:
+                return await fn(*args, **kwargs)
+            except ProviderError as exc:
+                error = self._stamp(exc)
+            except Exception as exc:
+                mapped = map_transport_error(exc, self.config.name)
+                if mapped is None:
+                    raise
+                mapped.__cause__ = exc
+                error = mapped
+            if policy is None or not error.transient:
+                raise error
+            retry += 1
+            delay = policy.delay(retry, error.retry_after)
+            if delay is None:
+                raise error
+            self.logger.warning(
+                "%s: %s after %.3fs; retry %d/%d in %.2fs",
+                self.config.name,
+                type(error).__name__,
+                time.monotonic() - started,
+                retry,
+                policy.max_retries,
+                delay,
+            )
+            await anyio.sleep(delay)

@@ -1,0 +1,123 @@
+"""Serve an ASGI app on a real loopback socket, over HTTP or HTTPS, from any context.
+
+The server runs uvicorn on its own thread and event loop, so tests on asyncio, on trio and
+synchronous code can all talk to it. HTTPS uses a throwaway CA made by ``trustme``; point
+clients at ``server.ca_file`` (for example ``ProviderConfig``'s CA-bundle option).
+
+    with LoopbackServer(app, tls=True) as server:
+        httpx.get(server.base_url + "/models", verify=server.ca_file)
+
+Needs the ``testing`` extra: ``pip install "orchestrator-core[testing]"``.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["LoopbackServer"]
+
+
+class LoopbackServer:
+    """An ASGI app listening on ``127.0.0.1:<free port>`` until ``stop()``."""
+
+    def __init__(self, app: Any, *, tls: bool = False, host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.tls = tls
+        self.host = host
+        self.port = 0
+        self.ca_file: str | None = None
+        self.cert_file: str | None = None
+        self.key_file: str | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://127.0.0.1:<port>`` (no trailing slash)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Connections the server holds open right now (0 once clients released them)."""
+        if self._server is None:
+            return 0
+        return len(self._server.server_state.connections)
+
+    def _make_certificates(self) -> dict[str, Any]:
+        import trustme
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="orchestrator-tls-")
+        folder = Path(self._tmp.name)
+        ca = trustme.CA()
+        cert = ca.issue_cert(self.host, "localhost")
+        self.ca_file = str(folder / "ca.pem")
+        self.cert_file = str(folder / "server.pem")
+        self.key_file = str(folder / "server.key")
+        ca.cert_pem.write_to_path(self.ca_file)
+        cert.private_key_pem.write_to_path(self.key_file)
+        with open(self.cert_file, "wb") as handle:
+            for blob in cert.cert_chain_pems:
+                handle.write(blob.bytes())
+        self.ca = ca
+        return {"ssl_certfile": self.cert_file, "ssl_keyfile": self.key_file}
+
+    def start(self, timeout: float = 10.0) -> LoopbackServer:
+        """Start serving; returns once the socket accepts connections."""
+        import uvicorn
+
+        ssl_options = self._make_certificates() if self.tls else {}
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            http="h11",
+            loop="asyncio",
+            timeout_graceful_shutdown=2,
+            **ssl_options,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
+            name=f"loopback-server-{self.port}",
+        )
+        self._thread.start()
+        until = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > until:
+                raise RuntimeError("the loopback server did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and remove its certificates."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
