@@ -124,6 +124,9 @@ class BaseProvider(abc.ABC):
     supports_chat: ClassVar[bool] = False
     #: Overrides ``stream`` natively (chunks as the vendor produces them).
     supports_streaming: ClassVar[bool] = False
+    #: ``"module:factory"`` of an emulator of this vendor's API (a ScriptableApp factory),
+    #: used by ``orchestrator emulate`` and the demo; None when the plugin ships none.
+    emulator: ClassVar[str | None] = None
 
     def __init__(
         self,

@@ -1,0 +1,44 @@
+"""The fault-scripting interface shared by the contract kit's fake server and the vendor
+emulators, so tests, the contract kit and ``orchestrator demo`` drive any of them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ScriptableApp"]
+
+
+@runtime_checkable
+class ScriptableApp(Protocol):
+    """An ASGI app (``await app(scope, receive, send)``) whose failures can be scripted.
+
+    Every method is thread-safe: tests call them from the test's loop while the app serves
+    from the :class:`~orchestrator.testing.LoopbackServer` thread.
+    """
+
+    #: Seconds added before every API response (not OAuth/IAM token calls).
+    latency: float
+    #: While True every API call answers 503 (an outage).
+    outage: bool
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None: ...
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` API calls with ``status`` in the vendor's error shape
+        (a ``Retry-After`` header when ``retry_after`` is given)."""
+
+    def cut_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """Close the next ``times`` streaming responses after ``after_chunks`` text chunks,
+        without the vendor's final event (a truncated stream)."""
+
+    @property
+    def request_count(self) -> int:
+        """API calls received so far (token/OAuth calls excluded)."""
