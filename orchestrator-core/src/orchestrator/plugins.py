@@ -209,25 +209,33 @@ class PluginRegistry:
         self._add_plugin(module, _Source(name or getattr(module, "__name__", repr(module))))
 
     def _add_plugin(self, module: Any, source: _Source) -> None:
+        """Register ``module``'s hooks; all of its registrations apply, or none do."""
         assert self._pm is not None
         try:
             self._pm.register(module, name=f"{source.plugin}:{id(module)}")
         except Exception as exc:
             self._fail(source, f"hook validation failed: {exc}")
             return
-        for hook_name, register in (
-            ("register_providers", self._provider_registrar(source)),
-            ("register_strategies", self._strategy_registrar(source)),
+        staged: list[Callable[[], None]] = []
+        for hook_name, registrar in (
+            ("register_providers", self._provider_registrar),
+            ("register_strategies", self._strategy_registrar),
         ):
             for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not module:
                     continue
                 try:
-                    impl.function(register=register)
+                    impl.function(register=registrar(source, staged))
                 except Exception as exc:
+                    self._pm.unregister(module)
                     self._fail(source, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    return
+        for apply in staged:
+            apply()
 
-    def _provider_registrar(self, source: _Source) -> Callable[..., None]:
+    def _provider_registrar(
+        self, source: _Source, staged: list[Callable[[], None]]
+    ) -> Callable[..., None]:
         def register(
             cls: type[BaseProvider], name: str | None = None, aliases: Iterable[str] = ()
         ) -> None:
@@ -236,9 +244,7 @@ class PluginRegistry:
             if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
                 raise TypeError(f"{cls!r} is not a BaseProvider subclass")
             key = (name or cls.__name__).lower()
-            existing = self.providers.get(key) or (
-                self.providers.get(self._aliases[key]) if key in self._aliases else None
-            )
+            existing = self.providers.get(self._aliases.get(key, key))
             if existing is not None and existing.cls is not cls:
                 raise ValueError(
                     f"provider name {key!r} is already registered by {existing.plugin}"
@@ -246,13 +252,19 @@ class PluginRegistry:
             info = ProviderInfo(
                 key, cls, tuple(aliases), source.plugin, source.distribution, source.version
             )
-            self.providers[key] = info
-            for alias in info.aliases:
-                self._aliases[alias.lower()] = key
+
+            def apply() -> None:
+                self.providers[key] = info
+                for alias in info.aliases:
+                    self._aliases[alias.lower()] = key
+
+            staged.append(apply)
 
         return register
 
-    def _strategy_registrar(self, source: _Source) -> Callable[..., None]:
+    def _strategy_registrar(
+        self, source: _Source, staged: list[Callable[[], None]]
+    ) -> Callable[..., None]:
         def register(cls: type[Strategy], name: str | None = None) -> None:
             key = (name or getattr(cls, "name", "") or cls.__name__).lower()
             if not callable(getattr(cls, "order", None)):
@@ -260,7 +272,8 @@ class PluginRegistry:
             existing = self.strategies.get(key)
             if existing is not None and existing.cls is not cls:
                 raise ValueError(f"strategy {key!r} is already registered by {existing.plugin}")
-            self.strategies[key] = StrategyInfo(key, cls, source.plugin)
+            info = StrategyInfo(key, cls, source.plugin)
+            staged.append(lambda: self.strategies.__setitem__(key, info))
 
         return register
 

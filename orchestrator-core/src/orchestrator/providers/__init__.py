@@ -28,6 +28,14 @@ def __getattr__(name: str) -> Any:
     cls = default_registry().provider_class(name)
     if cls is not None:
         return cls
+    # The original guide put providers in modules of this package: find one already imported.
+    import sys
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith(__name__ + ".") and isinstance(
+            getattr(module, name, None), type
+        ):
+            return getattr(module, name)
     package = KNOWN_PACKAGES.get(name)
     fix = (
         f"install it with `pip install {package}`"

@@ -196,6 +196,16 @@ class BaseProvider(abc.ABC):
             request_id=completion.request_id,
         )
 
+    @classmethod
+    def config_from_env(cls, name: str) -> ProviderConfig | None:
+        """A config built from this vendor's environment variables, or None when the
+        environment holds no credentials for it (what ``Router.from_env()`` asks).
+
+        Override it to read the names the vendor's own SDK reads (e.g. ``GIGACHAT_*``);
+        ``name`` is the registered provider name, to use as ``config.name``.
+        """
+        return None
+
     def validate_params(self, params: GenerationParams) -> None:
         """Reject parameters this provider cannot honour, before any network call.
 

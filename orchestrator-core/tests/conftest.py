@@ -1,0 +1,82 @@
+"""Fixtures for orchestrator-core's own tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from orchestrator.plugins import PluginRegistry
+from orchestrator.testing import LoopbackServer
+
+GUIDE_FILE = Path(__file__).parent / "guide" / "your_provider.py"
+
+
+class GuideAPI:
+    """The HTTP API the guide's example provider talks to: POST /completions, GET /health."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        self.requests.append(
+            {"path": scope["path"], "headers": headers, "json": json.loads(body or b"null")}
+        )
+        if scope["path"] == "/health":
+            status, payload = 200, {"status": "ok"}
+        elif self.status != 200:
+            status, payload = self.status, {"error": "scripted"}
+        else:
+            prompt = json.loads(body)["prompt"]
+            status, payload = 200, {"text": f"guide says: {prompt}"}
+        data = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": data})
+
+
+@pytest.fixture(scope="session")
+def guide_api() -> Iterator[tuple[GuideAPI, LoopbackServer]]:
+    api = GuideAPI()
+    with LoopbackServer(api) as server:
+        yield api, server
+
+
+@pytest.fixture(scope="session")
+def guide_module() -> ModuleType:
+    """The guide's provider module, loaded where the guide puts it."""
+    name = "orchestrator.providers.your_provider"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, GUIDE_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def registry() -> PluginRegistry:
+    """A registry with the built-ins only (no installed plugins)."""
+    return PluginRegistry(entry_points=False)
