@@ -116,9 +116,7 @@ async def test_secrets_absent_from_logs_and_errors(caplog: pytest.LogCaptureFixt
 
 
 def test_provider_error_carries_everything() -> None:
-    error = ProviderError(
-        "boom", provider="p", status_code=503, request_id="r-1", retry_after=2.0
-    )
+    error = ProviderError("boom", provider="p", status_code=503, request_id="r-1", retry_after=2.0)
     assert error.transient
     assert str(error) == "boom (provider=p, status=503, request_id=r-1, retry_after=2s)"
     assert not ProviderError("plain").transient

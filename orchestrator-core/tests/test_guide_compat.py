@@ -78,7 +78,7 @@ async def test_guide_provider_errors_fail_over(guide_api, guide_module) -> None:
 
 def test_guide_import_paths(guide_module) -> None:
     from orchestrator.providers import YourProvider  # type: ignore[attr-defined]
-    from orchestrator.providers.base import TimeoutError
+    from orchestrator.providers.base import TimeoutError  # noqa: A004
 
     assert YourProvider is guide_module.YourProvider
     assert issubclass(TimeoutError, builtins_timeout())

@@ -76,9 +76,8 @@ _LAZY = {
     "GenerationParams": "orchestrator.types",
     "Message": "orchestrator.types",
     "Usage": "orchestrator.types",
-    **{
-        name: "orchestrator.errors"
-        for name in (
+    **dict.fromkeys(
+        (
             "AllProvidersFailedError",
             "AuthenticationError",
             "ConfigurationError",
@@ -89,8 +88,9 @@ _LAZY = {
             "ProviderError",
             "RateLimitError",
             "StreamInterruptedError",
-        )
-    },
+        ),
+        "orchestrator.errors",
+    ),
 }
 
 

@@ -75,12 +75,8 @@ class ProviderConfig(BaseModel):
     base_url: str | None = Field(
         None, description="API base URL; the provider's default when unset."
     )
-    model: str | None = Field(
-        None, description="Model name; the provider's default when unset."
-    )
-    timeout: float = Field(
-        30.0, gt=0, le=3600, description="Seconds allowed for one HTTP request."
-    )
+    model: str | None = Field(None, description="Model name; the provider's default when unset.")
+    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds allowed for one HTTP request.")
     max_retries: int = Field(
         3,
         ge=0,
@@ -102,7 +98,5 @@ class ProviderConfig(BaseModel):
         """Re-validate this config as ``config_class`` (a subclass adding fields)."""
         if isinstance(self, config_class):
             return self
-        values: dict[str, Any] = {
-            key: getattr(self, key) for key in self.model_fields_set
-        }
+        values: dict[str, Any] = {key: getattr(self, key) for key in self.model_fields_set}
         return config_class(**values)

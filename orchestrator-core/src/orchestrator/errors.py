@@ -11,7 +11,7 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
         │   └── PermissionDeniedError          403: the credentials lack a role/folder/scope
         ├── InvalidRequestError                400/404/413/422: the request itself is wrong
         │   ├── ModelNotFoundError             404: no such model
-        │   └── ContextLengthError             413 / "too many input tokens"
+        │   └── ContextLengthError             413 / too many input tokens
         ├── QuotaExceededError                 402: balance or tokens exhausted (not transient)
         ├── RateLimitError                     429 (transient, honours ``retry_after``)
         ├── ProviderTimeoutError               timed out (transient; also builtin TimeoutError)
@@ -19,7 +19,7 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
         ├── ServiceUnavailableError            5xx (transient)
         ├── TransportError                     connect/reset/protocol failure (transient)
         └── StreamError                        a stream broke or ended without its final event
-            └── StreamInterruptedError         ... after chunks reached the caller (``partial_text``)
+            └── StreamInterruptedError         ...after text reached the caller (partial_text)
 
 Every :class:`ProviderError` carries ``provider``, ``status_code``, ``request_id``,
 ``retry_after`` (seconds) and ``transient``. ``TimeoutError`` is exported as an alias of
@@ -106,9 +106,7 @@ class ProviderError(OrchestratorError):
         self.request_id = request_id
         self.retry_after = retry_after
         if transient is None:
-            transient = self.default_transient or (
-                status_code is not None and status_code >= 500
-            )
+            transient = self.default_transient or (status_code is not None and status_code >= 500)
         self.transient = transient
 
     def __str__(self) -> str:
@@ -200,9 +198,7 @@ class StreamInterruptedError(StreamError):
 
     default_transient = False
 
-    def __init__(
-        self, message: str = "", *, partial_text: str = "", **kwargs: object
-    ) -> None:
+    def __init__(self, message: str = "", *, partial_text: str = "", **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.partial_text = partial_text
 

@@ -242,13 +242,13 @@ class CircuitBreaker:
                 return
             self._consecutive += 1
             total, bad = self._window(now, False)
-            if self._state == "half_open":
-                self._trip(now)
-            elif self._state == "closed" and (
-                self._consecutive >= self.config.consecutive_failures
-                or (
-                    total >= self.config.min_samples
-                    and bad / total >= self.config.failure_rate
+            if self._state == "half_open" or (
+                self._state == "closed"
+                and (
+                    self._consecutive >= self.config.consecutive_failures
+                    or (
+                        total >= self.config.min_samples and bad / total >= self.config.failure_rate
+                    )
                 )
             ):
                 self._trip(now)

@@ -163,20 +163,23 @@ class PluginRegistry:
         if self._loaded:
             return
         with self._lock:
-            if self._loaded:
-                return
-            import pluggy
+            self._load_locked()
 
-            from orchestrator import hookspecs
+    def _load_locked(self) -> None:
+        if self._loaded:  # another thread finished loading while we waited for the lock
+            return
+        import pluggy
 
-            pm = pluggy.PluginManager("orchestrator")
-            pm.add_hookspecs(hookspecs)
-            self._pm = pm
-            for module_name in DEFAULT_PLUGINS:
-                self._add_plugin(importlib.import_module(module_name), _Source("builtin"))
-            if self.entry_points:
-                self._load_entry_points()
-            self._loaded = True
+        from orchestrator import hookspecs
+
+        pm = pluggy.PluginManager("orchestrator")
+        pm.add_hookspecs(hookspecs)
+        self._pm = pm
+        for module_name in DEFAULT_PLUGINS:
+            self._add_plugin(importlib.import_module(module_name), _Source("builtin"))
+        if self.entry_points:
+            self._load_entry_points()
+        self._loaded = True
 
     def _load_entry_points(self) -> None:
         allow = _names_from_env(ENV_ALLOW)
@@ -206,7 +209,7 @@ class PluginRegistry:
     def register_plugin(self, module: Any, name: str | None = None) -> None:
         """Register a plugin object (module or instance with hookimpls) by hand."""
         self.load()
-        self._add_plugin(module, _Source(name or getattr(module, "__name__", repr(module))))
+        self._add_plugin(module, _Source(name or str(getattr(module, "__name__", module))))
 
     def _add_plugin(self, module: Any, source: _Source) -> None:
         """Register ``module``'s hooks; all of its registrations apply, or none do."""
@@ -302,7 +305,9 @@ class PluginRegistry:
                 return info.cls
         return None
 
-    def create_provider(self, name: str, config: ProviderConfig | None = None, **settings: Any) -> BaseProvider:
+    def create_provider(
+        self, name: str, config: ProviderConfig | None = None, **settings: Any
+    ) -> BaseProvider:
         """Instantiate the provider registered as ``name``.
 
         ``config`` may be a ``ProviderConfig`` (upgraded to the provider's config class), or

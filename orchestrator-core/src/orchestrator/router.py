@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,7 +33,6 @@ from orchestrator.errors import (
     DeadlineExceededError,
     NoProvidersError,
     ProviderError,
-    ProviderTimeoutError,
     StreamError,
     StreamInterruptedError,
 )
@@ -251,7 +250,7 @@ class Router:
                 while True:
                     attempt += 1
                     stats = slot.stats
-                    slot.breaker.acquire() or slot.breaker.force_acquire()
+                    self._admit(slot)
                     stats.in_flight += 1
                     started = time.perf_counter()
                     try:
@@ -286,18 +285,26 @@ class Router:
                     attempts.append(Attempt(provider.config.name, error, attempt, elapsed))
                     delay = self._retry_delay(slot, policy, attempt, error)
                     if delay is None or not self._fits(scope, delay):
-                        logger.info(
-                            "%s failed (%s); failing over", provider.config.name, error
-                        )
+                        logger.info("%s failed (%s); failing over", provider.config.name, error)
                         break
                     logger.info(
                         "%s failed (%s); retry %d in %.2fs",
-                        provider.config.name, type(error).__name__, attempt, delay,
+                        provider.config.name,
+                        type(error).__name__,
+                        attempt,
+                        delay,
                     )
                     await anyio.sleep(delay)
         finally:
             retries_managed_by_caller.reset(token)
         raise AllProvidersFailedError(attempts)
+
+    @staticmethod
+    def _admit(slot: ProviderSlot) -> None:
+        # Planned providers were admitted; if a breaker closed in on it since (or it is the
+        # last resort while all are open), the request still goes as a probe.
+        if not slot.breaker.acquire():
+            slot.breaker.force_acquire()
 
     @staticmethod
     def _retry_delay(
@@ -364,7 +371,7 @@ class Router:
             attempt = 0
             while True:
                 attempt += 1
-                slot.breaker.acquire() or slot.breaker.force_acquire()
+                self._admit(slot)
                 slot.stats.in_flight += 1
                 started = time.perf_counter()
                 stream = prov.stream(msgs, gen_params)
@@ -388,9 +395,7 @@ class Router:
                     await self._release(slot, stream)
                     slot.stats.record_failure(error)
                     slot.breaker.on_failure(error)
-                    attempts.append(
-                        Attempt(name, error, attempt, time.perf_counter() - started)
-                    )
+                    attempts.append(Attempt(name, error, attempt, time.perf_counter() - started))
                     delay = self._retry_delay(slot, policy, attempt, error)
                     if delay is None or (
                         ends_at is not None and anyio.current_time() + delay >= ends_at
@@ -410,18 +415,14 @@ class Router:
         raise AllProvidersFailedError(attempts)
 
     @staticmethod
-    async def _next(
-        stream: AsyncIterator[Chunk], ends_at: float | None, name: str
-    ) -> Chunk:
+    async def _next(stream: AsyncIterator[Chunk], ends_at: float | None, name: str) -> Chunk:
         token = retries_managed_by_caller.set(True)
         try:
             if ends_at is None:
                 return await stream.__anext__()
             with anyio.move_on_after(ends_at - anyio.current_time()):
                 return await stream.__anext__()
-            raise DeadlineExceededError(
-                "Request deadline exceeded while streaming", provider=name
-            )
+            raise DeadlineExceededError("Request deadline exceeded while streaming", provider=name)
         finally:
             retries_managed_by_caller.reset(token)
 
@@ -509,7 +510,9 @@ class Router:
             slot.breaker.on_success()
 
     @staticmethod
-    async def _release(slot: ProviderSlot, stream: AsyncIterator[Chunk], count: bool = True) -> None:
+    async def _release(
+        slot: ProviderSlot, stream: AsyncIterator[Chunk], count: bool = True
+    ) -> None:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             with anyio.CancelScope(shield=True):
@@ -588,4 +591,3 @@ async def _aiter(stream: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
             yield await stream.__anext__()
         except StopAsyncIteration:
             return
-

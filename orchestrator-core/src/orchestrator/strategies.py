@@ -123,7 +123,12 @@ class Weighted:
         return [best, *rest]
 
 
-BUILTIN_STRATEGIES: tuple[type, ...] = (RoundRobin, RandomStrategy, FirstAvailable, Weighted)
+BUILTIN_STRATEGIES: tuple[type[Strategy], ...] = (
+    RoundRobin,
+    RandomStrategy,
+    FirstAvailable,
+    Weighted,
+)
 
 
 @hookimpl

@@ -30,9 +30,7 @@ _ROLES = frozenset(("system", "user", "assistant"))
 
 #: Why generation stopped. ``content_filter`` means the vendor refused (GigaChat
 #: ``blacklist``, YandexGPT ``CONTENT_FILTER``): the text is not a normal answer.
-FinishReason = Literal[
-    "stop", "length", "content_filter", "tool_calls", "function_call", "error"
-]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "function_call", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +46,7 @@ class Message:
                 f"Message role must be one of system, user, assistant; got {self.role!r}"
             )
         if not isinstance(self.content, str):
-            raise TypeError(
-                f"Message content must be str, got {type(self.content).__name__}"
-            )
+            raise TypeError(f"Message content must be str, got {type(self.content).__name__}")
 
 
 def coerce_messages(

@@ -32,9 +32,7 @@ def __getattr__(name: str) -> Any:
     import sys
 
     for module_name, module in list(sys.modules.items()):
-        if module_name.startswith(__name__ + ".") and isinstance(
-            getattr(module, name, None), type
-        ):
+        if module_name.startswith(__name__ + ".") and isinstance(getattr(module, name, None), type):
             return getattr(module, name)
     package = KNOWN_PACKAGES.get(name)
     fix = (

@@ -17,6 +17,7 @@ single-loop programs only.
 from __future__ import annotations
 
 import abc
+import contextlib
 import sys
 import threading
 import time
@@ -34,7 +35,7 @@ from orchestrator.errors import (
     ProviderError,
     ProviderTimeoutError,
     RateLimitError,
-    TimeoutError,
+    TimeoutError,  # noqa: A004 - the guide imports this name from here
     TransportError,
 )
 from orchestrator.retry import RetryPolicy, retries_managed_by_caller
@@ -206,7 +207,7 @@ class BaseProvider(abc.ABC):
         """
         return None
 
-    def validate_params(self, params: GenerationParams) -> None:
+    def validate_params(self, params: GenerationParams) -> None:  # noqa: B027 - optional hook
         """Reject parameters this provider cannot honour, before any network call.
 
         The default accepts everything ``GenerationParams`` accepts; override to narrow it
@@ -237,10 +238,8 @@ class BaseProvider(abc.ABC):
                     # when it shuts down (asyncio.run, anyio.run, trio.run all do), which is
                     # the moment to close this loop's client while its sockets are still alive.
                     state.finalizer = self._close_at_loop_end(key, state)
-                    try:
+                    with contextlib.suppress(StopIteration):
                         state.finalizer.asend(None).send(None)
-                    except StopIteration:
-                        pass
         return state
 
     async def _close_at_loop_end(

@@ -108,7 +108,9 @@ class MockProvider(BaseProvider):
         name, mode = self.config.name, self.config.mode
         if mode == "rate_limit":
             return RateLimitError(
-                "mock rate limit", provider=name, status_code=429,
+                "mock rate limit",
+                provider=name,
+                status_code=429,
                 retry_after=self.config.retry_after,
             )
         return _ERRORS[mode](name)

@@ -1,0 +1,44 @@
+"""Smoke test of the built wheels, run in a fresh venv outside the workspace (nox -s build).
+
+It imports only what the wheels installed: a missing dependency or package-data file fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import orchestrator
+from orchestrator import Router
+from orchestrator.plugins import default_registry
+
+here = Path(orchestrator.__file__).resolve()
+assert "site-packages" in here.parts, f"orchestrator imported from the workspace: {here}"
+for module in ("orchestrator", "orchestrator_gigachat", "orchestrator_yandexgpt"):
+    package = Path(__import__(module).__file__).parent
+    assert (package / "py.typed").exists(), f"{module} wheel lacks py.typed"
+
+registry = default_registry()
+registry.load()
+assert not registry.failures, registry.failures
+assert {"mock", "gigachat", "yandexgpt"} <= set(registry.providers), registry.providers
+for name in ("gigachat", "yandexgpt"):
+    info = registry.provider_info(name)
+    assert info.version == importlib.metadata.version(f"orchestrator-{name}")
+
+from orchestrator.providers import GigaChatProvider, YandexGPTProvider  # noqa: E402
+
+assert GigaChatProvider is registry.provider_info("gigachat").cls
+assert YandexGPTProvider is registry.provider_info("yandexgpt").cls
+
+
+async def main() -> str:
+    router = Router()
+    router.add_provider(registry.create_provider("mock"))
+    return await router.route("smoke")
+
+
+assert asyncio.run(main()) == "Mock response to: smoke"
+print("smoke ok:", sys.version.split()[0], sorted(registry.providers))
