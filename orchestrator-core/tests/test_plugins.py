@@ -203,7 +203,10 @@ def test_strategies_registered_through_hooks(registry: PluginRegistry) -> None:
     assert {"round-robin", "random", "first-available", "weighted"} <= set(registry.strategies)
 
 
-def test_missing_provider_class_import_names_the_package() -> None:
+def test_missing_provider_class_import_names_the_package(
+    monkeypatch: pytest.MonkeyPatch, registry: PluginRegistry
+) -> None:
+    monkeypatch.setattr("orchestrator.plugins._default", registry)
     with pytest.raises(ImportError, match="pip install orchestrator-yandexgpt"):
         from orchestrator.providers import YandexGPTProvider  # noqa: F401
     with pytest.raises(ImportError, match="entry point"):

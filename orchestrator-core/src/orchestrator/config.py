@@ -70,25 +70,29 @@ class ProviderConfig(BaseModel):
         description="Unique name of this provider instance inside a router.",
     )
     api_key: SecretStr | None = Field(
-        None, description="Credential sent to the vendor (never logged or shown)."
+        default=None, description="Credential sent to the vendor (never logged or shown)."
     )
     base_url: str | None = Field(
-        None, description="API base URL; the provider's default when unset."
+        default=None, description="API base URL; the provider's default when unset."
     )
-    model: str | None = Field(None, description="Model name; the provider's default when unset.")
-    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds allowed for one HTTP request.")
+    model: str | None = Field(
+        default=None, description="Model name; the provider's default when unset."
+    )
+    timeout: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds allowed for one HTTP request."
+    )
     max_retries: int = Field(
-        3,
+        default=3,
         ge=0,
         le=20,
         description="Retries after the first attempt on transient errors (0 = one call).",
     )
-    verify_ssl: bool = Field(True, description="Verify the server's TLS certificate.")
+    verify_ssl: bool = Field(default=True, description="Verify the server's TLS certificate.")
     backoff_base: float = Field(
-        0.5, ge=0, le=60, description="First backoff step in seconds (doubles each retry)."
+        default=0.5, ge=0, le=60, description="First backoff step in seconds (doubles each retry)."
     )
     backoff_max: float = Field(
-        10.0,
+        default=10.0,
         ge=0,
         le=600,
         description="Longest wait between retries; a longer Retry-After fails over instead.",

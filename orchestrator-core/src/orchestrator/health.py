@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from orchestrator.errors import InvalidRequestError
 
 if TYPE_CHECKING:
+    from orchestrator.limits import LimitState
+    from orchestrator.pricing import PriceTable
     from orchestrator.providers.base import BaseProvider
     from orchestrator.types import Usage
 
@@ -280,13 +282,24 @@ class CircuitBreaker:
 
 @dataclass(eq=False)
 class ProviderSlot:
-    """A provider inside a router, with what strategies look at."""
+    """A provider inside a router, with its settings and what strategies look at."""
 
     provider: BaseProvider
     weight: float = 1.0
     priority: int = 0
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     stats: HealthStats = field(default_factory=HealthStats)
+    #: Seconds allowed for one attempt (None: the provider's own HTTP timeout only).
+    timeout: float | None = None
+    #: Seconds a stream may take to produce its first text before the router fails over.
+    first_chunk_timeout: float | None = None
+    limits: LimitState | None = None
+    prices: PriceTable | None = None
+    #: Roubles this provider may spend; it gets no traffic once ``stats.cost`` reaches it.
+    budget: Decimal | None = None
+
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.stats.cost >= self.budget
 
     @property
     def name(self) -> str:

@@ -147,6 +147,8 @@ class PluginRegistry:
     _sources: dict[str, _Source] = field(default_factory=dict)
     _pm: pluggy.PluginManager | None = None
     _loaded: bool = False
+    #: Bumped whenever a plugin is added, so routers know to re-check lifecycle hooks.
+    version: int = 0
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- loading --------------------------------------------------------------------------
@@ -235,6 +237,7 @@ class PluginRegistry:
                     return
         for apply in staged:
             apply()
+        self.version += 1
 
     def _provider_registrar(
         self, source: _Source, staged: list[Callable[[], None]]

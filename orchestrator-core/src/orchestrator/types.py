@@ -95,13 +95,13 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(
-        1000, ge=1, le=1_000_000, description="Upper bound on generated tokens."
+        default=1000, ge=1, le=1_000_000, description="Upper bound on generated tokens."
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     stop: list[str] | None = Field(
-        None, max_length=16, description="Sequences that end generation."
+        default=None, max_length=16, description="Sequences that end generation."
     )
 
     @field_validator("stop")
@@ -158,3 +158,5 @@ class Chunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     request_id: str | None = None
+    #: Cost in roubles of the whole stream, set by the router on the last chunk.
+    cost: Decimal | None = None

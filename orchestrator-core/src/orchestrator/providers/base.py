@@ -21,7 +21,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
@@ -38,6 +38,7 @@ from orchestrator.errors import (
     TimeoutError,  # noqa: A004 - the guide imports this name from here
     TransportError,
 )
+from orchestrator.pricing import Price
 from orchestrator.retry import RetryPolicy, retries_managed_by_caller
 from orchestrator.types import Chunk, Completion, GenerationParams, Message
 
@@ -125,6 +126,9 @@ class BaseProvider(abc.ABC):
     supports_chat: ClassVar[bool] = False
     #: Overrides ``stream`` natively (chunks as the vendor produces them).
     supports_streaming: ClassVar[bool] = False
+    #: Default prices in roubles per 1,000 tokens, by model (``"*"`` for any other model);
+    #: the router's ``prices`` argument overrides them.
+    prices: ClassVar[Mapping[str, Price]] = {}
     #: ``"module:factory"`` of an emulator of this vendor's API (a ScriptableApp factory),
     #: used by ``orchestrator emulate`` and the demo; None when the plugin ships none.
     emulator: ClassVar[str | None] = None

@@ -49,17 +49,17 @@ class MockConfig(ProviderConfig):
     """Settings of :class:`MockProvider`."""
 
     model: str | None = "mock-1"
-    mode: MockMode = Field("success", description="What every call does.")
-    latency: float = Field(0.0, ge=0, le=60, description="Seconds added to every call.")
-    response: str | None = Field(None, description="Fixed answer instead of the echo.")
+    mode: MockMode = Field(default="success", description="What every call does.")
+    latency: float = Field(default=0.0, ge=0, le=60, description="Seconds added to every call.")
+    response: str | None = Field(default=None, description="Fixed answer instead of the echo.")
     fail_times: int | None = Field(
-        None, ge=0, description="Fail only the first N calls, then succeed."
+        default=None, ge=0, description="Fail only the first N calls, then succeed."
     )
     fail_after_chunks: int = Field(
-        2, ge=0, description="stream_failure: chunks delivered before the stream breaks."
+        default=2, ge=0, description="stream_failure: chunks delivered before the stream breaks."
     )
     retry_after: float | None = Field(
-        None, ge=0, description="Retry-After seconds on rate-limit errors."
+        default=None, ge=0, description="Retry-After seconds on rate-limit errors."
     )
 
 
