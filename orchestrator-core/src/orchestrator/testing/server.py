@@ -26,11 +26,13 @@ __all__ = ["LoopbackServer"]
 class LoopbackServer:
     """An ASGI app listening on ``127.0.0.1:<free port>`` until ``stop()``."""
 
-    def __init__(self, app: Any, *, tls: bool = False, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: Any, *, tls: bool = False, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.app = app
         self.tls = tls
         self.host = host
-        self.port = 0
+        self.port = port
         self.ca_file: str | None = None
         self.cert_file: str | None = None
         self.key_file: str | None = None
@@ -74,9 +76,11 @@ class LoopbackServer:
         import uvicorn
 
         ssl_options = self._make_certificates() if self.tls else {}
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
+        # and without it every response waits ~40 ms for a delayed ACK.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
@@ -90,7 +94,9 @@ class LoopbackServer:
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True,
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            daemon=True,
             name=f"loopback-server-{self.port}",
         )
         self._thread.start()
