@@ -59,6 +59,11 @@ def coerce_messages(
     """
     if isinstance(messages, str):
         return (Message("user", messages),)
+    if isinstance(messages, tuple | list):
+        # Fast path: Message objects were validated when built; checking their types runs in C.
+        as_tuple = tuple(messages)
+        if as_tuple and set(map(type, as_tuple)) == {Message}:
+            return as_tuple
     result: list[Message] = []
     for index, item in enumerate(messages):
         if isinstance(item, Message):
