@@ -77,6 +77,7 @@ class HealthStats:
         self.window = window
         self.clock = clock
         self._events: deque[tuple[float, bool]] = deque()
+        self._window_ok = 0  # successes among _events, kept incrementally (O(1) per call)
         self._recent_latencies: deque[float] = deque(maxlen=self.RECENT)
         self.latency_ewma: float | None = None
         self.ttfc_ewma: float | None = None
@@ -93,12 +94,14 @@ class HealthStats:
         horizon = now - self.window
         events = self._events
         while events and events[0][0] < horizon:
-            events.popleft()
+            if events.popleft()[1]:
+                self._window_ok -= 1
 
     def record_success(self, latency: float) -> None:
         now = self.clock()
         self.successes += 1
         self._events.append((now, True))
+        self._window_ok += 1
         self._age_out(now)
         self._recent_latencies.append(latency)
         ewma = self.latency_ewma
@@ -126,8 +129,7 @@ class HealthStats:
     def window_counts(self) -> tuple[int, int]:
         """(successes, failures) within the sliding window."""
         self._age_out(self.clock())
-        ok = sum(1 for _, success in self._events if success)
-        return ok, len(self._events) - ok
+        return self._window_ok, len(self._events) - self._window_ok
 
     def percentile(self, q: float) -> float | None:
         """The ``q`` quantile (0..1) of recent successful latencies, nearest-rank."""
@@ -162,7 +164,8 @@ class CircuitBreaker:
     def __init__(self, config: BreakerConfig | None = None, clock: Clock = time.monotonic) -> None:
         self.config = config or BreakerConfig()
         self.clock = clock
-        self.stats_window: deque[tuple[float, bool]] = deque()
+        self._events: deque[tuple[float, bool]] = deque()
+        self._events_bad = 0  # failures among _events, kept incrementally
         self._state: BreakerState = "closed"
         self._consecutive = 0
         self._trips = 0
@@ -210,15 +213,17 @@ class CircuitBreaker:
                 self._state = "half_open"
                 self._probes_in_flight += 1
 
-    def _window(self, now: float, ok: bool | None) -> tuple[int, int]:
-        events = self.stats_window
-        if ok is not None:
-            events.append((now, ok))
+    def _window(self, now: float, ok: bool) -> tuple[int, int]:
+        """Record one outcome; (calls, failures) within the window, in O(1) amortized."""
+        events = self._events
+        events.append((now, ok))
+        if not ok:
+            self._events_bad += 1
         horizon = now - self.config.window
         while events and events[0][0] < horizon:
-            events.popleft()
-        bad = sum(1 for _, success in events if not success)
-        return len(events), bad
+            if not events.popleft()[1]:
+                self._events_bad -= 1
+        return len(events), self._events_bad
 
     def on_success(self) -> None:
         with self._lock:
@@ -230,7 +235,8 @@ class CircuitBreaker:
                 if self._probe_successes >= self.config.half_open_probes:
                     self._state = "closed"
                     self._trips = 0
-                    self.stats_window.clear()
+                    self._events.clear()
+                    self._events_bad = 0
 
     def on_failure(self, error: BaseException) -> None:
         retry_after = getattr(error, "retry_after", None)
