@@ -28,6 +28,12 @@ EDITABLE = [
     "./orchestrator-yandexgpt[emulator]",
 ]
 COVERAGE_FLOOR = 90
+TEST_PATHS = [
+    "orchestrator-core/tests",
+    "orchestrator-gigachat/tests",
+    "orchestrator-yandexgpt/tests",
+    "tests",
+]
 
 nox.options.default_venv_backend = "uv|virtualenv"
 # The demo runs in CI from the README's own command (.ci/run), not as a default session.
@@ -56,20 +62,13 @@ def tests(session: nox.Session) -> None:
     """The test suite on asyncio and trio, with coverage >= 90% for each package."""
     session.install(*EDITABLE, *DEV)
     session.run(
+        "coverage",
+        "run",
+        "-m",
         "pytest",
-        *[f"--cov={module}" for module in PACKAGES.values()],
-        "--cov-report=",
         "-m",
         "not slow",
-        *(
-            session.posargs
-            or [
-                "orchestrator-core/tests",
-                "orchestrator-gigachat/tests",
-                "orchestrator-yandexgpt/tests",
-                "tests",
-            ]
-        ),
+        *(session.posargs or TEST_PATHS),
         env={"COVERAGE_FILE": str(ROOT / ".coverage")},
     )
     for distribution in PACKAGES:

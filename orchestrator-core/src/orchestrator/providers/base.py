@@ -21,6 +21,7 @@ import contextlib
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -104,13 +105,55 @@ def _loop_key() -> object:
     return asyncio.get_running_loop()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True, eq=False)
 class _LoopState:
     """What a provider keeps per event loop: its HTTP client and its locks."""
 
     client: httpx.AsyncClient | None = None
     locks: dict[str, anyio.Lock] = field(default_factory=dict)
-    finalizer: AsyncGenerator[None, None] | None = None
+    #: The provider's ``_loops`` dict, to forget this loop once it ends.
+    owner: dict[object, _LoopState] | None = None
+
+
+class _LoopCleanup:
+    """Closes every provider's client of one event loop when that loop shuts down.
+
+    An async generator started on a loop is finalized by the loop itself as it shuts down
+    (asyncio.run, anyio.run and trio.run all do), while its sockets are still usable. One
+    such generator per loop, held here (not by a provider), so a provider dropped mid-run
+    leaves no unfinalized generator behind.
+    """
+
+    _by_loop: ClassVar[dict[object, _LoopCleanup]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, key: object) -> None:
+        self.states: weakref.WeakSet[_LoopState] = weakref.WeakSet()
+        self._finalizer = self._run(key)
+        with contextlib.suppress(StopIteration):
+            self._finalizer.asend(None).send(None)
+
+    @classmethod
+    def register(cls, key: object, state: _LoopState) -> None:
+        with cls._lock:
+            cleanup = cls._by_loop.get(key)
+            if cleanup is None:
+                cleanup = cls._by_loop[key] = cls(key)
+            cleanup.states.add(state)
+
+    async def _run(self, key: object) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._by_loop.pop(key, None)
+            for state in list(self.states):
+                if state.owner is not None:
+                    state.owner.pop(key, None)
+                client, state.client = state.client, None
+                if client is not None:
+                    with anyio.CancelScope(shield=True):
+                        await client.aclose()
 
 
 class BaseProvider(abc.ABC):
@@ -236,29 +279,11 @@ class BaseProvider(abc.ABC):
         state = self._loops.get(key)
         if state is None:
             with self._loops_lock:
-                state = self._loops.setdefault(key, _LoopState())
-                if state.finalizer is None:
-                    # An async generator started on this loop is finalized by the loop itself
-                    # when it shuts down (asyncio.run, anyio.run, trio.run all do), which is
-                    # the moment to close this loop's client while its sockets are still alive.
-                    state.finalizer = self._close_at_loop_end(key, state)
-                    with contextlib.suppress(StopIteration):
-                        state.finalizer.asend(None).send(None)
+                state = self._loops.get(key)
+                if state is None:
+                    state = self._loops[key] = _LoopState(owner=self._loops)
+                    _LoopCleanup.register(key, state)
         return state
-
-    async def _close_at_loop_end(
-        self, key: object, state: _LoopState
-    ) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            with self._loops_lock:
-                if self._loops.get(key) is state:
-                    del self._loops[key]
-            client, state.client = state.client, None
-            if client is not None:
-                with anyio.CancelScope(shield=True):
-                    await client.aclose()
 
     def http_client(self) -> httpx.AsyncClient:
         """The pooled HTTP client of the running event loop (created on first use)."""
