@@ -126,8 +126,16 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site with warnings as errors."""
-    session.install(*EDITABLE, "mkdocs>=1.6", "mkdocs-material>=9.5")
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(Path(tempfile.mkdtemp()) / "site"))
+    session.install(*EDITABLE, "mkdocs-material>=9.5,<10")
+    site = Path(tempfile.mkdtemp(prefix="orchestrator-site-")) / "site"
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(site),
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session

@@ -370,3 +370,32 @@ def test_error_classes() -> None:
     assert ServiceUnavailableError("x").transient
     assert not AuthenticationError("x").transient
     assert StreamError("x").transient
+
+
+async def test_closing_a_stream_early_releases_the_provider_stream_at_once() -> None:
+    import contextlib
+
+    closed: list[str] = []
+
+    class Tracked(MockProvider):
+        async def stream(
+            self, messages: Sequence[Message], params: GenerationParams | None = None
+        ) -> AsyncIterator[Chunk]:
+            inner = super().stream(messages, params)
+            try:
+                async with contextlib.aclosing(inner):
+                    async for chunk in inner:
+                        yield chunk
+            finally:
+                closed.append(self.name)
+
+    router = Router()
+    router.add_provider(Tracked(MockConfig(name="t")))
+    for make in (router.route_stream, router.chat_stream):
+        closed.clear()
+        stream = make("one two three four")
+        async with contextlib.aclosing(stream):
+            async for _ in stream:
+                break
+        assert closed == ["t"]  # released on close, not at garbage collection
+        assert router.stats()["providers"]["t"]["in_flight"] == 0

@@ -299,7 +299,7 @@ async def test_attempt_timeout_says_which_limit_fired() -> None:
     router.add_provider(mock("ok"))
     assert (await router.chat("x")).provider == "ok"
     router.remove_provider("ok")
-    with pytest.raises(AllProvidersFailedError, match="Attempt timeout of 0.05s"):
+    with pytest.raises(AllProvidersFailedError, match=r"Attempt timeout of 0\.05s"):
         await router.route("x")
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
     from orchestrator.router import Router
+    from orchestrator.sync import SyncRouter
     from orchestrator.types import Chunk, Completion, GenerationParams, Message, Usage
 
 __version__ = "0.1.0"
@@ -60,6 +61,7 @@ __all__ = [
     "RateLimitError",
     "Router",
     "StreamInterruptedError",
+    "SyncRouter",
     "Usage",
     "__version__",
     "hookimpl",
@@ -67,6 +69,7 @@ __all__ = [
 
 _LAZY = {
     "Router": "orchestrator.router",
+    "SyncRouter": "orchestrator.sync",
     "BaseProvider": "orchestrator.providers.base",
     "ProviderConfig": "orchestrator.config",
     "PluginRegistry": "orchestrator.plugins",

@@ -18,10 +18,11 @@ Promises (each has a test):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -651,11 +652,13 @@ class Router:
         *,
         deadline: float | None = None,
         provider: str | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Stream the answer to ``prompt`` as text deltas."""
-        async for chunk in self.chat_stream(prompt, params, deadline=deadline, provider=provider):
-            if chunk.delta:
-                yield chunk.delta
+        chunks = self.chat_stream(prompt, params, deadline=deadline, provider=provider)
+        async with contextlib.aclosing(chunks):  # closing us closes the provider's stream now
+            async for chunk in chunks:
+                if chunk.delta:
+                    yield chunk.delta
 
     async def chat_stream(
         self,
@@ -664,7 +667,7 @@ class Router:
         *,
         deadline: float | None = None,
         provider: str | None = None,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         """Stream an answer as :class:`Chunk`\\ s; the last one has ``finish_reason``.
 
         Fails over only before the first text is yielded. Close it early with
@@ -689,8 +692,10 @@ class Router:
                 )
                 if committed is not None:
                     stream, first, started, estimate = committed
-                    async for chunk in self._rest(slot, stream, first, started, ends_at, estimate):
-                        yield chunk
+                    rest = self._rest(slot, stream, first, started, ends_at, estimate)
+                    async with contextlib.aclosing(rest):
+                        async for chunk in rest:
+                            yield chunk
                     return
                 if hooks is not None and index + 1 < len(plan):
                     await self._emit(
@@ -869,7 +874,7 @@ class Router:
         started: float,
         ends_at: float | None,
         estimate: int,
-    ) -> AsyncIterator[Chunk]:
+    ) -> AsyncGenerator[Chunk, None]:
         name = slot.provider.config.name
         received: list[str] = []
         chunk = first
