@@ -1,0 +1,823 @@
+"""A protocol-faithful GigaChat API emulator, with scriptable faults.
+
+:class:`GigaChatEmulator` is an ASGI app implementing the OAuth endpoint and the v1 API
+(``/chat/completions`` plain and SSE, ``/models``, ``/models/{id}``, ``/tokens/count``,
+``/embeddings``, ``/balance``, password ``/token``) with the JSON shapes, headers and
+validation errors of ``shared/specs/gigachat-api.md``. Serve it on a real loopback socket
+with :class:`orchestrator.testing.LoopbackServer` and point a provider at it with
+:func:`config_for`::
+
+    from orchestrator.testing import LoopbackServer
+    from orchestrator_gigachat import GigaChatProvider
+    from orchestrator_gigachat.emulator import GigaChatEmulator, config_for
+
+    app = GigaChatEmulator()
+    with LoopbackServer(app, tls=True) as server:
+        provider = GigaChatProvider(config_for(server))
+        ...
+
+Answers are deterministic: ``answer_for(messages)`` is ``"GigaChat emulator: <last user
+message>"``, the same for plain and streamed calls; a user message containing
+``[blacklist]`` gets GigaChat's topic refusal with ``finish_reason="blacklist"``; a small
+``max_tokens`` cuts the answer with ``finish_reason="length"``.
+
+From the command line: ``python -m orchestrator_gigachat.emulator [--tls]`` prints the
+``GIGACHAT_*`` variables to export and serves until Ctrl-C.
+
+Needs the ``emulator`` extra: ``pip install "orchestrator-gigachat[emulator]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qs
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from orchestrator_gigachat.config import ENV_VARS, SCOPES, GigaChatConfig
+
+if TYPE_CHECKING:
+    from orchestrator.testing import LoopbackServer
+
+__all__ = [
+    "BLACKLIST_ANSWER",
+    "BLACKLIST_TRIGGER",
+    "MODELS",
+    "TEST_AUTHORIZATION_KEY",
+    "TEST_PASSWORD",
+    "TEST_USER",
+    "BreakStream",
+    "CutStream",
+    "EmulatedConnectionReset",
+    "ExpireTokens",
+    "Fail",
+    "GigaChatEmulator",
+    "MalformedLine",
+    "NoDone",
+    "Pass",
+    "RecordedRequest",
+    "answer_for",
+    "config_for",
+    "count_tokens",
+    "main",
+]
+
+#: The authorization key the emulator accepts by default (base64 of a fake id:secret).
+TEST_AUTHORIZATION_KEY = base64.b64encode(b"emulator-client-id:emulator-client-secret").decode()
+TEST_USER = "emulator-user"
+TEST_PASSWORD = "emulator-password"  # noqa: S105 - a documented test credential
+
+BLACKLIST_TRIGGER = "[blacklist]"
+#: GigaChat's refusal of a blacklisted topic (Cyrillic on purpose).
+BLACKLIST_ANSWER = "Не люблю менять тему разговора, но вот сейчас тот самый случай."  # noqa: RUF001
+MODEL_VERSION = "2.0.28.2"
+
+#: (id, type) of every model ``GET /models`` lists.
+MODELS: tuple[tuple[str, str], ...] = (
+    ("GigaChat", "chat"),
+    ("GigaChat-Pro", "chat"),
+    ("GigaChat-Max", "chat"),
+    ("GigaChat-2", "chat"),
+    ("GigaChat-2-Pro", "chat"),
+    ("GigaChat-2-Max", "chat"),
+    ("GigaChat-2-preview", "chat"),
+    ("GigaChat-2-Pro-preview", "chat"),
+    ("GigaChat-2-Max-preview", "chat"),
+    ("GigaChat-3-Ultra", "chat"),
+    ("Embeddings", "embedder"),
+    ("Embeddings-2", "embedder"),
+    ("EmbeddingsGigaR", "embedder"),
+)
+_MODEL_IDS = frozenset(m for m, _ in MODELS)
+_ROLES = frozenset(("system", "user", "assistant", "function"))
+
+_STATUS_MESSAGES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Permission denied",
+    404: "No such model",
+    413: "Payload too large",
+    422: "Invalid params",
+    429: "Too many requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """The emulator's token count of ``text`` (words and punctuation marks)."""
+    return len(_TOKEN.findall(text))
+
+
+def answer_for(messages: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """The emulator's answer text and finish reason for ``messages`` (before max_tokens)."""
+    last_user = next(
+        (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
+        "",
+    )
+    if BLACKLIST_TRIGGER in last_user:
+        return BLACKLIST_ANSWER, "blacklist"
+    return f"GigaChat emulator: {last_user}", "stop"
+
+
+def _truncate(text: str, max_tokens: int) -> tuple[str, bool]:
+    matches = list(_TOKEN.finditer(text))
+    if len(matches) <= max_tokens:
+        return text, False
+    return text[: matches[max_tokens - 1].end()], True
+
+
+def _pieces(text: str, tokens_per_chunk: int) -> list[str]:
+    """``text`` split into chunks of ``tokens_per_chunk`` tokens; they join back to it."""
+    starts = [m.start() for m in _TOKEN.finditer(text)][::tokens_per_chunk]
+    if not starts:
+        return [text] if text else []
+    starts[0] = 0
+    ends = [*starts[1:], len(text)]
+    return [text[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+# -- scripted faults -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Answer with ``status`` in GigaChat's error shape (``Retry-After`` when given)."""
+
+    status: int
+    retry_after: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Answer normally (a gap in a :meth:`GigaChatEmulator.script` sequence)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireTokens:
+    """Expire every issued access token now; the request then meets a 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class CutStream:
+    """Streaming only: end the response after ``after_chunks`` text chunks, no final
+    event and no ``[DONE]``."""
+
+    after_chunks: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedLine:
+    """Streaming only: send a ``data:`` line that is not JSON after ``after_chunks``."""
+
+    after_chunks: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NoDone:
+    """Streaming only: send every event including the final one, but no ``[DONE]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakStream:
+    """Streaming only: drop the connection after ``after_chunks`` text chunks, mid-body
+    (the client sees an incomplete chunked read, like a reset)."""
+
+    after_chunks: int = 1
+
+
+class EmulatedConnectionReset(Exception):
+    """Raised inside a streamed body to make the server drop the connection."""
+
+
+Step = Fail | Pass | ExpireTokens | CutStream | MalformedLine | NoDone | BreakStream
+_StreamFault = CutStream | MalformedLine | NoDone | BreakStream
+_STREAM_FAULTS = (CutStream, MalformedLine, NoDone, BreakStream)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the emulator received (headers lower-cased)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class GigaChatEmulator:
+    """The GigaChat API as an ASGI app; implements ``orchestrator.testing.ScriptableApp``.
+
+    Every scripting method is thread-safe (tests call them while the server thread serves).
+    """
+
+    def __init__(
+        self,
+        *,
+        authorization_key: str = TEST_AUTHORIZATION_KEY,
+        scope: str = "GIGACHAT_API_PERS",
+        user: str = TEST_USER,
+        password: str = TEST_PASSWORD,
+        token_ttl: float = 1800.0,
+        expires_at_unit: Literal["ms", "s"] = "ms",
+        token_shape: Literal["access_token", "tok"] = "access_token",  # noqa: S107
+        latency: float = 0.0,
+        chunk_delay: float = 0.0,
+        tokens_per_chunk: int = 2,
+        keepalive: bool = False,
+        context_window: int = 32768,
+    ) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        self.authorization_key = authorization_key
+        self.scope = scope
+        self.user = user
+        self.password = password
+        #: Lifetime of issued tokens, seconds (GigaChat: 30 minutes).
+        self.token_ttl = token_ttl
+        #: ``expires_at`` in milliseconds (SDK, most docs) or seconds (one doc example).
+        self.expires_at_unit = expires_at_unit
+        #: ``{"access_token", "expires_at"}`` or the recorded ``{"tok", "exp"}``.
+        self.token_shape = token_shape
+        #: Seconds before every API response's headers (not OAuth).
+        self.latency = latency
+        #: Seconds between streamed events.
+        self.chunk_delay = chunk_delay
+        self.tokens_per_chunk = max(1, tokens_per_chunk)
+        #: Send ``: keep-alive`` SSE comment lines between events.
+        self.keepalive = keepalive
+        #: Prompts longer than this many tokens get 413.
+        self.context_window = context_window
+        #: While True every API call answers 503.
+        self.outage = False
+        #: While True the OAuth endpoint answers 503.
+        self.oauth_outage = False
+        self._lock = threading.Lock()
+        self._steps: deque[Step] = deque()
+        self._stream_faults: deque[_StreamFault] = deque()
+        self._oauth_steps: deque[Fail] = deque()
+        self._tokens: dict[str, float] = {}
+        self._sessions: dict[str, int] = {}
+        self._request_count = 0
+        self._oauth_count = 0
+        #: The last 1000 requests received, oldest first.
+        self.requests: deque[RecordedRequest] = deque(maxlen=1000)
+        routes = [Route("/api/v2/oauth", self._oauth, methods=["POST"])]
+        for prefix in ("/api/v1", "/v1", ""):
+            routes += [
+                Route(f"{prefix}/token", self._password_token, methods=["POST"]),
+                Route(f"{prefix}/chat/completions", self._chat, methods=["POST"]),
+                Route(f"{prefix}/models", self._models, methods=["GET"]),
+                Route(f"{prefix}/models/{{model:path}}", self._model, methods=["GET"]),
+                Route(f"{prefix}/tokens/count", self._tokens_count, methods=["POST"]),
+                Route(f"{prefix}/embeddings", self._embeddings, methods=["POST"]),
+                Route(f"{prefix}/balance", self._balance, methods=["GET"]),
+            ]
+        self._app = Starlette(routes=routes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+    # -- ScriptableApp ----------------------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """API calls received so far (OAuth and password-token calls excluded)."""
+        return self._request_count
+
+    @property
+    def oauth_count(self) -> int:
+        """OAuth and password-token requests received so far."""
+        return self._oauth_count
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` API calls with ``status`` (``{"status", "message"}``)."""
+        self.script(*[Fail(status, retry_after, message)] * times)
+
+    def cut_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """End the next ``times`` streams after ``after_chunks`` chunks, without the final
+        event and ``[DONE]``."""
+        with self._lock:
+            self._stream_faults.extend([CutStream(after_chunks)] * times)
+
+    def malform_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """Put a non-JSON ``data:`` line into the next ``times`` streams."""
+        with self._lock:
+            self._stream_faults.extend([MalformedLine(after_chunks)] * times)
+
+    def drop_done_next_stream(self, *, times: int = 1) -> None:
+        """Omit ``data: [DONE]`` from the next ``times`` streams."""
+        with self._lock:
+            self._stream_faults.extend([NoDone()] * times)
+
+    def break_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """Drop the connection of the next ``times`` streams after ``after_chunks`` chunks
+        (uvicorn logs the emulated reset as an application error)."""
+        with self._lock:
+            self._stream_faults.extend([BreakStream(after_chunks)] * times)
+
+    def script(self, *steps: Step) -> None:
+        """Queue what the next API calls do, one step per call, in order.
+
+        ``Fail``, ``Pass`` and ``ExpireTokens`` apply to any call; ``CutStream``,
+        ``MalformedLine``, ``NoDone`` and ``BreakStream`` to a streaming call (a plain call
+        treats them as ``Pass``).
+        """
+        with self._lock:
+            self._steps.extend(steps)
+
+    def fail_next_oauth(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` OAuth/token requests with ``status``
+        (``{"code", "message"}``)."""
+        with self._lock:
+            self._oauth_steps.extend([Fail(status, retry_after, message)] * times)
+
+    def expire_tokens(self) -> None:
+        """Expire every issued access token now (the next API call meets a 401)."""
+        with self._lock:
+            self._tokens.clear()
+
+    def issue_token(self) -> str:
+        """A valid access token, as OAuth would issue (for pre-issued-token tests)."""
+        token, _ = self._issue()
+        return token
+
+    def reset(self) -> None:
+        """Forget scripted faults, tokens, sessions, counters and recorded requests."""
+        with self._lock:
+            self._steps.clear()
+            self._stream_faults.clear()
+            self._oauth_steps.clear()
+            self._tokens.clear()
+            self._sessions.clear()
+            self._request_count = self._oauth_count = 0
+            self.requests.clear()
+            self.outage = self.oauth_outage = False
+            self.latency = self.chunk_delay = 0.0
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _issue(self) -> tuple[str, float]:
+        token = secrets.token_urlsafe(32)
+        expires_at = time.time() + self.token_ttl
+        with self._lock:
+            self._tokens[token] = expires_at
+        return token, expires_at
+
+    async def _record(self, request: Request) -> bytes:
+        body = await request.body()
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.url.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
+        return body
+
+    @staticmethod
+    def _ids(request: Request) -> dict[str, str]:
+        return {
+            "X-Request-Id": request.headers.get("x-request-id") or str(uuid.uuid4()),
+            "X-Session-Id": request.headers.get("x-session-id") or str(uuid.uuid4()),
+        }
+
+    def _error(
+        self,
+        request: Request,
+        status: int,
+        message: str | None = None,
+        retry_after: float | None = None,
+    ) -> JSONResponse:
+        headers = self._ids(request)
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        text = message or _STATUS_MESSAGES.get(status, "Error")
+        return JSONResponse({"status": status, "message": text}, status, headers)
+
+    @staticmethod
+    def _oauth_error(
+        status: int, code: int, message: str, retry_after: float | None = None
+    ) -> JSONResponse:
+        headers = {"X-Request-Id": str(uuid.uuid4())}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        return JSONResponse({"code": code, "message": message}, status, headers)
+
+    async def _begin(self, request: Request) -> tuple[bytes, Response | _StreamFault | None]:
+        """Record and count an API call, apply latency, outage, scripted steps and auth.
+
+        Returns the body and an error response to send, a stream fault, or None.
+        """
+        body = await self._record(request)
+        with self._lock:
+            self._request_count += 1
+            step = self._steps.popleft() if self._steps else None
+        if self.latency:
+            await anyio.sleep(self.latency)
+        if self.outage:
+            return body, self._error(request, 503)
+        if isinstance(step, Fail):
+            return body, self._error(request, step.status, step.message, step.retry_after)
+        if isinstance(step, ExpireTokens):
+            self.expire_tokens()
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth[:7].lower() == "bearer " else ""
+        with self._lock:
+            expires_at = self._tokens.get(token)
+        if expires_at is None or expires_at <= time.time():
+            return body, self._error(request, 401)
+        if isinstance(step, _STREAM_FAULTS):
+            return body, step
+        return body, None
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+    # -- OAuth ------------------------------------------------------------------------------
+
+    async def _oauth(self, request: Request) -> Response:
+        body = await self._record(request)
+        with self._lock:
+            self._oauth_count += 1
+            step = self._oauth_steps.popleft() if self._oauth_steps else None
+        if self.oauth_outage:
+            return self._oauth_error(503, 503, "Service Unavailable")
+        if step is not None:
+            return self._oauth_error(
+                step.status, step.status, step.message or "Error", step.retry_after
+            )
+        rquid = request.headers.get("rquid", "")
+        try:
+            valid_rquid = len(rquid) == 36 and bool(uuid.UUID(rquid))
+        except ValueError:
+            valid_rquid = False
+        if not valid_rquid:
+            return self._oauth_error(400, 400, "RqUID header is missing or not a uuid4")
+        auth = request.headers.get("authorization", "")
+        if auth[:6].lower() != "basic ":
+            return self._oauth_error(401, 4, "Can't decode 'Authorization' header")
+        key = auth[6:].strip()
+        try:
+            base64.b64decode(key, validate=True)
+        except (binascii.Error, ValueError):
+            return self._oauth_error(401, 4, "Can't decode 'Authorization' header")
+        if not secrets.compare_digest(key.encode(), self.authorization_key.encode()):
+            return self._oauth_error(401, 6, "credentials doesn't match db data")
+        form = parse_qs(body.decode("utf-8", "replace"))
+        scope = (form.get("scope") or [""])[0]
+        if not scope:
+            return self._oauth_error(400, 5, "scope is empty")
+        if scope not in SCOPES:
+            return self._oauth_error(400, 1, "scope data format invalid")
+        if scope != self.scope:
+            return self._oauth_error(400, 7, "scope from db not fully includes consumed scope")
+        token, expires_at = self._issue()
+        if self.token_shape == "tok":  # noqa: S105
+            return JSONResponse({"tok": token, "exp": int(expires_at)})
+        value = int(expires_at * 1000) if self.expires_at_unit == "ms" else int(expires_at)
+        return JSONResponse({"access_token": token, "expires_at": value})
+
+    async def _password_token(self, request: Request) -> Response:
+        await self._record(request)
+        with self._lock:
+            self._oauth_count += 1
+            step = self._oauth_steps.popleft() if self._oauth_steps else None
+        if self.oauth_outage:
+            return self._error(request, 503)
+        if step is not None:
+            return self._error(request, step.status, step.message, step.retry_after)
+        auth = request.headers.get("authorization", "")
+        try:
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        except (binascii.Error, ValueError):
+            user = password = ""
+        if auth[:6].lower() != "basic " or (user, password) != (self.user, self.password):
+            return self._error(request, 401)
+        token, expires_at = self._issue()
+        return JSONResponse({"tok": token, "exp": int(expires_at)}, headers=self._ids(request))
+
+    # -- API --------------------------------------------------------------------------------
+
+    def _validate_chat(self, data: Any) -> tuple[int, str] | None:
+        if not isinstance(data, dict):
+            return 400, "Bad request"
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            return 422, "Invalid params: model is required"
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return 422, "Invalid params: messages must not be empty"
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("role") not in _ROLES:
+                return 422, f"Invalid params: messages[{index}].role is invalid"
+            if not isinstance(message.get("content", ""), str):
+                return 422, f"Invalid params: messages[{index}].content must be a string"
+            if message["role"] == "system" and index != 0:
+                return 422, "Invalid params: system message must be the first message"
+        # (name, lowest, lowest allowed itself, highest, interval as GigaChat words it)
+        checks = (
+            ("temperature", 0.0, False, None, "(0, +inf)"),
+            ("top_p", 0.0, True, 1.0, "[0, 1]"),
+            ("repetition_penalty", 0.0, False, None, "(0, +inf)"),
+            ("max_tokens", 1.0, True, None, "[1, +inf)"),
+            ("update_interval", 0.0, True, None, "[0, +inf)"),
+        )
+        for name, low, inclusive, high, interval in checks:
+            value = data.get(name)
+            if value is None:
+                continue
+            ok = (
+                not isinstance(value, bool)
+                and isinstance(value, int | float)
+                and (value >= low if inclusive else value > low)
+                and (high is None or value <= high)
+            )
+            if not ok:
+                return 422, f"Invalid params: {name} must be in range {interval}"
+        if model not in _MODEL_IDS:
+            return 404, "No such model"
+        return None
+
+    async def _chat(self, request: Request) -> Response:
+        body, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        data = self._json(body)
+        problem = self._validate_chat(data)
+        if problem is not None:
+            return self._error(request, *problem)
+        messages: list[dict[str, Any]] = data["messages"]
+        prompt_tokens = sum(count_tokens(str(m.get("content") or "")) + 1 for m in messages)
+        if prompt_tokens > self.context_window:
+            return self._error(request, 413, "Payload too large")
+        text, finish = answer_for(messages)
+        max_tokens = data.get("max_tokens")
+        if isinstance(max_tokens, int):
+            text, cut = _truncate(text, max_tokens)
+            if cut:
+                finish = "length"
+        headers = self._ids(request)
+        session = request.headers.get("x-session-id")
+        with self._lock:
+            precached = min(self._sessions.get(session, 0), prompt_tokens) if session else 0
+            if session:
+                self._sessions[session] = prompt_tokens
+        completion_tokens = count_tokens(text)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "precached_prompt_tokens": precached,
+        }
+        model = f"{data['model']}:{MODEL_VERSION}"
+        created = int(time.time())
+        if data.get("stream"):
+            fault = outcome if isinstance(outcome, _STREAM_FAULTS) else None
+            if fault is None:
+                with self._lock:
+                    fault = self._stream_faults.popleft() if self._stream_faults else None
+            events = self._events(text, finish, usage, model, created, fault)
+            headers["Cache-Control"] = "no-store"
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        return JSONResponse(
+            {
+                "choices": [
+                    {
+                        "message": {"content": text, "role": "assistant"},
+                        "index": 0,
+                        "finish_reason": finish,
+                    }
+                ],
+                "created": created,
+                "model": model,
+                "object": "chat.completion",
+                "usage": usage,
+            },
+            headers=headers,
+        )
+
+    async def _events(
+        self,
+        text: str,
+        finish: str,
+        usage: dict[str, int],
+        model: str,
+        created: int,
+        fault: _StreamFault | None,
+    ) -> AsyncIterator[str]:
+        def event(delta: dict[str, str], **extra: Any) -> str:
+            choice: dict[str, Any] = {"delta": delta, "index": 0}
+            if "finish_reason" in extra:
+                choice["finish_reason"] = extra.pop("finish_reason")
+            payload = {
+                "choices": [choice],
+                "created": created,
+                "model": model,
+                "object": "chat.completion",
+                **extra,
+            }
+            return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+        for index, piece in enumerate(_pieces(text, self.tokens_per_chunk)):
+            if isinstance(fault, CutStream) and index >= fault.after_chunks:
+                return
+            if isinstance(fault, BreakStream) and index >= fault.after_chunks:
+                raise EmulatedConnectionReset("emulated connection reset (BreakStream fault)")
+            if isinstance(fault, MalformedLine) and index == fault.after_chunks:
+                yield 'data: {"choices": [{"delta": {"content": \n\n'
+            if index and self.chunk_delay:
+                await anyio.sleep(self.chunk_delay)
+            if index and self.keepalive:
+                yield ": keep-alive\n\n"
+            delta = {"content": piece, "role": "assistant"} if index == 0 else {"content": piece}
+            yield event(delta)
+        if isinstance(fault, CutStream):
+            return
+        if self.chunk_delay:
+            await anyio.sleep(self.chunk_delay)
+        yield event({"content": ""}, finish_reason=finish, usage=usage)
+        if not isinstance(fault, NoDone):
+            yield "data: [DONE]\n\n"
+
+    async def _models(self, request: Request) -> Response:
+        _, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        data = [
+            {"id": model, "object": "model", "owned_by": "salutedevices", "type": kind}
+            for model, kind in MODELS
+        ]
+        return JSONResponse({"object": "list", "data": data}, headers=self._ids(request))
+
+    async def _model(self, request: Request) -> Response:
+        _, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        model = request.path_params["model"]
+        kind = dict(MODELS).get(model)
+        if kind is None:
+            return self._error(request, 404, "No such model")
+        return JSONResponse(
+            {"id": model, "object": "model", "owned_by": "salutedevices", "type": kind},
+            headers=self._ids(request),
+        )
+
+    async def _tokens_count(self, request: Request) -> Response:
+        body, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        data = self._json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            return self._error(request, 422, "Invalid params: model is required")
+        items = data.get("input")
+        if isinstance(items, str):
+            items = [items]
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            return self._error(request, 422, "Invalid params: input must be a list of strings")
+        if data["model"] not in _MODEL_IDS:
+            return self._error(request, 404, "No such model")
+        counts = [
+            {"object": "tokens", "tokens": count_tokens(item), "characters": len(item)}
+            for item in items
+        ]
+        return JSONResponse(counts, headers=self._ids(request))
+
+    async def _embeddings(self, request: Request) -> Response:
+        body, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        data = self._json(body)
+        items = data.get("input") if isinstance(data, dict) else None
+        if isinstance(items, str):
+            items = [items]
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            return self._error(request, 422, "Invalid params: input must be a list of strings")
+        model = data.get("model") or "Embeddings"
+        if dict(MODELS).get(model) != "embedder":
+            return self._error(request, 404, "No such model")
+        vectors = [
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": [
+                    round(byte / 127.5 - 1.0, 6) for byte in hashlib.sha256(item.encode()).digest()
+                ],
+                "usage": {"prompt_tokens": count_tokens(item)},
+            }
+            for index, item in enumerate(items)
+        ]
+        return JSONResponse(
+            {"object": "list", "model": model, "data": vectors}, headers=self._ids(request)
+        )
+
+    async def _balance(self, request: Request) -> Response:
+        _, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        balance = [
+            {"usage": "GigaChat", "value": 991490},
+            {"usage": "GigaChat-Pro", "value": 50000},
+            {"usage": "embeddings", "value": 1000000},
+        ]
+        return JSONResponse({"balance": balance}, headers=self._ids(request))
+
+
+def config_for(server: LoopbackServer, name: str = "gigachat", **overrides: Any) -> GigaChatConfig:
+    """A :class:`GigaChatConfig` pointed at ``server`` (serving a :class:`GigaChatEmulator`).
+
+    Base and OAuth URLs, the emulator's authorization key and scope, and the server's CA
+    bundle under TLS; every other ``GIGACHAT_*`` setting is pinned so the environment
+    cannot leak in. ``overrides`` win (e.g. ``api_key=None, access_token=...``).
+    """
+    app = server.app
+    values: dict[str, Any] = dict.fromkeys(ENV_VARS)
+    values.update(
+        name=name,
+        base_url=f"{server.base_url}/api/v1",
+        auth_url=f"{server.base_url}/api/v2/oauth",
+        api_key=getattr(app, "authorization_key", TEST_AUTHORIZATION_KEY),
+        scope=getattr(app, "scope", "GIGACHAT_API_PERS"),
+        model="GigaChat-2",
+        verify_ssl=True,
+        timeout=30.0,
+        ca_bundle_file=server.ca_file if server.tls else None,
+    )
+    values.update(overrides)
+    return GigaChatConfig(**values)
+
+
+def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = None) -> int:
+    """Serve an emulator on loopback and print the ``GIGACHAT_*`` settings to use."""
+    from orchestrator.testing import LoopbackServer
+
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator_gigachat.emulator",
+        description="Serve the GigaChat API emulator on 127.0.0.1 until Ctrl-C.",
+    )
+    parser.add_argument("--tls", action="store_true", help="HTTPS with a throwaway CA")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per API call")
+    args = parser.parse_args(argv)
+    app = GigaChatEmulator(latency=args.latency)
+    with LoopbackServer(app, tls=args.tls) as server:
+        config = config_for(server)
+        print(f"GigaChat emulator serving on {server.base_url}")
+        print(f"export GIGACHAT_BASE_URL={config.base_url}")
+        print(f"export GIGACHAT_AUTH_URL={config.auth_url}")
+        print(f"export GIGACHAT_CREDENTIALS={app.authorization_key}")
+        if server.ca_file:
+            print(f"export GIGACHAT_CA_BUNDLE_FILE={server.ca_file}")
+        print("Press Ctrl-C to stop.", flush=True)
+        stop = stop or threading.Event()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,524 @@
+"""The GigaChat provider: chat, SSE streaming, models, token counting, health check.
+
+Wire facts follow ``shared/specs/gigachat-api.md``. Parameters map to GigaChat's names:
+``temperature`` (GigaChat needs > 0: ``0`` is sent as ``0.001``, the value below which
+GigaChat switches to its most deterministic mode), ``top_p``, ``max_tokens``; ``stop`` is
+rejected (GigaChat has no stop sequences). Finish reasons are reported as GigaChat gave them
+(``blacklist`` becomes ``content_filter``; the raw value is in ``Completion.extra``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+
+from orchestrator.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidRequestError,
+    ProviderError,
+    StreamError,
+)
+from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.types import (
+    Chunk,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Usage,
+    coerce_messages,
+)
+from orchestrator_gigachat.auth import AccessToken, TokenManager
+from orchestrator_gigachat.config import DEFAULT_BASE_URL, GigaChatConfig
+from orchestrator_gigachat.errors import KEY_HELP, api_error, request_id_of
+from orchestrator_gigachat.sse import EventReader, finish
+
+if TYPE_CHECKING:
+    import httpx
+
+    from orchestrator.config import ProviderConfig
+
+__all__ = ["MIN_TEMPERATURE", "GigaChatModel", "GigaChatProvider", "TokenCount"]
+
+#: What ``temperature=0`` is sent as: GigaChat rejects 0 and treats (0, 0.001] as greedy.
+MIN_TEMPERATURE = 0.001
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "blacklist": "content_filter",
+    "function_call": "function_call",
+    "error": "error",
+}
+
+USER_AGENT = "orchestrator-gigachat/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class GigaChatModel:
+    """One entry of ``GET /models``."""
+
+    id: str
+    owned_by: str | None = None
+    #: ``chat``, ``embedder``, ``aicheck`` or ``filter``.
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """One entry of ``POST /tokens/count``."""
+
+    tokens: int
+    characters: int
+
+
+def _finish_reason(raw: Any) -> FinishReason:
+    return _FINISH.get(str(raw), "stop") if raw is not None else "stop"
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        total_tokens=int(raw.get("total_tokens") or 0),
+        cached_prompt_tokens=raw.get("precached_prompt_tokens"),
+    )
+
+
+class GigaChatProvider(BaseProvider):
+    """Sber GigaChat (``name="gigachat"``): OAuth tokens, chat, streaming, models.
+
+    ``GigaChatProvider(ProviderConfig(name="giga", api_key=KEY))`` is enough; see
+    :class:`~orchestrator_gigachat.GigaChatConfig` for scope, URLs, TLS and the env vars.
+    """
+
+    config_class: ClassVar[type[ProviderConfig]] = GigaChatConfig
+    supports_chat: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+    emulator: ClassVar[str | None] = "orchestrator_gigachat.emulator:GigaChatEmulator"
+    config: GigaChatConfig
+
+    DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
+
+    def __init__(
+        self, config: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(config, transport=transport)
+        if not self.config.base_url:
+            self.config.base_url = self.DEFAULT_BASE_URL
+        if not (
+            self.config.api_key
+            or self.config.access_token
+            or (self.config.user and self.config.password)
+        ):
+            raise ConfigurationError(
+                f"GigaChat provider {self.config.name!r} has no credentials: "
+                + KEY_HELP
+                + " (or set access_token / GIGACHAT_ACCESS_TOKEN, or user and password)"
+            )
+        self._ssl_context = self._build_ssl_context()
+        self.tokens = TokenManager(self)
+
+    # -- TLS and the HTTP client ------------------------------------------------------------
+
+    def _build_ssl_context(self) -> ssl.SSLContext:
+        """One SSL context for the API and OAuth clients of every loop (built once)."""
+        config = self.config
+        for field in ("ca_bundle_file", "cert_file", "key_file"):
+            path = getattr(config, field)
+            if path and not os.path.isfile(path):
+                raise ConfigurationError(
+                    f"GigaChat {field} {path!r} does not exist; give the path of a PEM file"
+                )
+        if bool(config.key_file) and not config.cert_file:
+            raise ConfigurationError("GigaChat key_file needs cert_file (mTLS) as well")
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+        if config.ca_bundle_file:
+            try:
+                context.load_verify_locations(cafile=config.ca_bundle_file)
+            except ssl.SSLError as exc:
+                raise ConfigurationError(
+                    f"GigaChat ca_bundle_file {config.ca_bundle_file!r} is not a PEM CA "
+                    f"bundle: {exc}"
+                ) from None
+        if config.cert_file:
+            try:
+                context.load_cert_chain(config.cert_file, config.key_file, config.key_file_password)
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigurationError(
+                    f"GigaChat client certificate {config.cert_file!r} could not be loaded "
+                    f"({type(exc).__name__}); check cert_file, key_file and key_file_password"
+                ) from None
+        if not config.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.logger.warning(
+                "%s: TLS certificate verification is OFF (verify_ssl=False); use it for "
+                "development only and prefer ca_bundle_file with the Russian Trusted Root CA",
+                config.name,
+            )
+        return context
+
+    def _create_http_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        return httpx.AsyncClient(
+            base_url=self.config.base_url or self.DEFAULT_BASE_URL,
+            timeout=self.config.timeout,
+            verify=self._ssl_context,
+            transport=self._transport,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _headers(
+        self, token: AccessToken, request_id: str, session_id: str | None
+    ) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {token.value}",
+            "X-Request-ID": request_id,
+            "Accept": "application/json",
+        }
+        session = session_id or self.config.session_id
+        if session:
+            headers["X-Session-ID"] = session
+        return headers
+
+    def _transport_error(self, exc: Exception, request_id: str, what: str) -> ProviderError:
+        mapped = map_transport_error(exc, self.config.name)
+        if mapped is None:
+            raise exc
+        mapped.request_id = request_id
+        mapped.message = f"GigaChat {what}: {mapped.message}"
+        return mapped
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        payload: Any = None,
+        session_id: str | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send one API call and return its 200 response (streamed: still open).
+
+        A 401 drops the token, fetches a new one and retries once.
+        """
+        client = self.http_client()
+        request_id = str(uuid.uuid4())
+        for attempt in (1, 2):
+            token = await self.tokens.get()
+            headers = self._headers(token, request_id, session_id)
+            if stream:
+                headers["Accept"] = "text/event-stream"
+                headers["Cache-Control"] = "no-store"
+            request = client.build_request(method, path, json=payload, headers=headers)
+            try:
+                response = await client.send(request, stream=stream)
+            except Exception as exc:
+                raise self._transport_error(exc, request_id, f"{method} {path} failed") from exc
+            if response.status_code == 200:
+                return response
+            try:
+                await response.aread()
+            except Exception as exc:
+                raise self._transport_error(exc, request_id, "error body unreadable") from exc
+            finally:
+                await response.aclose()
+            self.logger.debug(
+                "%s: %s %s -> %d (request id %s)",
+                self.config.name,
+                method,
+                path,
+                response.status_code,
+                request_id_of(response) or request_id,
+            )
+            if response.status_code == 401:
+                self.tokens.invalidate(token)
+                if attempt == 1 and self.tokens.can_refresh:
+                    continue
+                if token.source == "preissued":
+                    raise AuthenticationError(
+                        "GigaChat rejected the access token (config.access_token / "
+                        "GIGACHAT_ACCESS_TOKEN): it expired or is invalid, and there is no "
+                        "authorization key to get a new one; pass a fresh token, or " + KEY_HELP,
+                        provider=self.config.name,
+                        status_code=401,
+                        request_id=request_id_of(response) or request_id,
+                    )
+            raise api_error(response, provider=self.config.name, request_id=request_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _json(
+        self, method: str, path: str, payload: Any = None, session_id: str | None = None
+    ) -> tuple[Any, httpx.Response]:
+        response = await self._open(method, path, payload=payload, session_id=session_id)
+        try:
+            return response.json(), response
+        except ValueError:
+            raise ProviderError(
+                f"GigaChat answered {path} with a body that is not JSON; check base_url",
+                provider=self.config.name,
+                status_code=response.status_code,
+                request_id=request_id_of(response),
+            ) from None
+
+    # -- parameters and messages ----------------------------------------------------------
+
+    def validate_params(self, params: GenerationParams) -> None:
+        """Reject what GigaChat cannot honour: ``stop`` sequences."""
+        if params.stop:
+            raise InvalidRequestError(
+                "GigaChat has no stop sequences; remove params.stop (or post-process the answer)",
+                provider=self.config.name,
+            )
+
+    def _messages(self, messages: Sequence[Message] | Any) -> list[dict[str, str]]:
+        try:
+            checked = coerce_messages(messages)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(str(exc), provider=self.config.name) from None
+        systems = [i for i, m in enumerate(checked) if m.role == "system"]
+        if systems and systems != [0]:
+            raise InvalidRequestError(
+                "GigaChat accepts one system message and it must be the first message; "
+                "merge the system messages and put it first",
+                provider=self.config.name,
+            )
+        return [{"role": m.role, "content": m.content} for m in checked]
+
+    def _payload(
+        self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
+    ) -> dict[str, Any]:
+        params = params or GenerationParams()
+        self.validate_params(params)
+        payload: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": self._messages(messages),
+            "temperature": max(params.temperature, MIN_TEMPERATURE),
+            "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+            "stream": stream,
+        }
+        if self.config.repetition_penalty is not None:
+            payload["repetition_penalty"] = self.config.repetition_penalty
+        if stream and self.config.update_interval is not None:
+            payload["update_interval"] = self.config.update_interval
+        return payload
+
+    # -- the contract ---------------------------------------------------------------------
+
+    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
+        """The answer to ``prompt`` (one user message)."""
+        return (await self.chat([Message("user", prompt)], params)).text
+
+    async def chat(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> Completion:
+        """Answer a conversation (system first, then user/assistant turns).
+
+        ``session_id`` overrides ``config.session_id`` as ``X-Session-ID`` for this call.
+        """
+        payload = self._payload(messages, params, stream=False)
+
+        async def once() -> Completion:
+            started = time.monotonic()
+            data, response = await self._json(
+                "POST", "/chat/completions", payload, session_id=session_id
+            )
+            return self._completion(data, response, time.monotonic() - started)
+
+        return await self._retry_with_backoff(once)
+
+    def _completion(self, data: Any, response: httpx.Response, latency: float) -> Completion:
+        request_id = request_id_of(response)
+        try:
+            choice = data["choices"][0]
+            message = choice["message"]
+            text = message.get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ProviderError(
+                "GigaChat answered 200 without choices[0].message; check base_url",
+                provider=self.config.name,
+                status_code=200,
+                request_id=request_id,
+            ) from None
+        raw_finish = choice.get("finish_reason")
+        extra: dict[str, Any] = {
+            "finish_reason": raw_finish,
+            "model_version": data.get("model"),
+            "session_id": response.headers.get("x-session-id"),
+        }
+        if message.get("function_call") is not None:
+            extra["function_call"] = message["function_call"]
+        return Completion(
+            text=text,
+            provider=self.config.name,
+            model=self.config.model,
+            finish_reason=_finish_reason(raw_finish),
+            usage=_usage(data.get("usage")),
+            request_id=request_id,
+            latency=latency,
+            extra=extra,
+        )
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> AsyncIterator[Chunk]:
+        """Stream the answer over SSE; the last chunk has the finish reason and usage.
+
+        The final chunk is only yielded once ``data: [DONE]`` arrived: a stream that ends
+        without it, breaks, or carries a malformed event raises :class:`StreamError`.
+        """
+        payload = self._payload(messages, params, stream=True)
+
+        async def start() -> httpx.Response:
+            return await self._open(
+                "POST", "/chat/completions", payload=payload, session_id=session_id, stream=True
+            )
+
+        response = await self._retry_with_backoff(start)
+        raw = response.aiter_raw()
+        try:
+            async with aclosing(self._events(response, EventReader(raw))) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            # Shielded: a cancelled or abandoned stream must still release the connection.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+                await finish(raw)
+
+    async def _events(
+        self, response: httpx.Response, reader: EventReader
+    ) -> AsyncGenerator[Chunk, None]:
+        import httpx
+
+        request_id = request_id_of(response)
+        name = self.config.name
+        final: Chunk | None = None
+        events = 0
+
+        def broken(message: str) -> StreamError:
+            return StreamError(
+                f"GigaChat stream {message} after {events} event(s)",
+                provider=name,
+                request_id=request_id,
+            )
+
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            raise broken(f"is not an event stream (Content-Type {content_type!r})")
+        while True:
+            try:
+                data = await reader.next_data()
+            except httpx.TransportError as exc:
+                mapped = map_transport_error(exc, name)
+                detail = mapped.message if mapped is not None else str(exc)
+                raise broken(f"broke ({detail})") from exc
+            if data is None:
+                raise broken("ended without data: [DONE] (truncated)")
+            if data == "[DONE]":
+                if final is None:
+                    raise broken("sent [DONE] without a final event (finish_reason)")
+                # Read to the end of the body (the server closes it after [DONE]) so the
+                # connection goes back to the pool instead of being dropped.
+                with anyio.move_on_after(1.0):
+                    while await reader.next_data() is not None:
+                        pass
+                yield final
+                return
+            events += 1
+            try:
+                event = json.loads(data)
+                choice = event["choices"][0]
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise broken(f"carried a malformed event {data[:120]!r}") from None
+            delta = choice.get("delta") or {}
+            text = delta.get("content") or ""
+            finish_reason = choice.get("finish_reason")
+            if finish_reason is not None or final is not None:
+                # Held back until [DONE]: only then is the answer known to be complete.
+                final = Chunk(
+                    delta=(final.delta if final else "") + text,
+                    provider=name,
+                    model=self.config.model,
+                    finish_reason=(
+                        _finish_reason(finish_reason)
+                        if finish_reason is not None or final is None
+                        else final.finish_reason
+                    ),
+                    usage=_usage(event.get("usage")) or (final.usage if final else None),
+                    request_id=request_id,
+                )
+            elif text:
+                yield Chunk(
+                    delta=text, provider=name, model=self.config.model, request_id=request_id
+                )
+
+    # -- other endpoints ------------------------------------------------------------------
+
+    async def health_check(self) -> bool:
+        """True if ``GET /models`` answers (free; never a completion). Never raises."""
+        try:
+            await self._open("GET", "/models")
+        except Exception as exc:
+            self.logger.warning("%s: health check failed: %s", self.config.name, exc)
+            return False
+        return True
+
+    async def list_models(self) -> list[GigaChatModel]:
+        """The models this account can use (``GET /models``)."""
+
+        async def once() -> list[GigaChatModel]:
+            data, _ = await self._json("GET", "/models")
+            return [
+                GigaChatModel(str(m["id"]), m.get("owned_by"), m.get("type"))
+                for m in data.get("data", [])
+                if isinstance(m, dict) and "id" in m
+            ]
+
+        return await self._retry_with_backoff(once)
+
+    async def count_tokens(
+        self, texts: str | Sequence[str], model: str | None = None
+    ) -> list[TokenCount]:
+        """Token and character counts of each text (``POST /tokens/count``, free)."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items or not all(isinstance(t, str) for t in items):
+            raise InvalidRequestError(
+                "count_tokens needs a string or a non-empty list of strings",
+                provider=self.config.name,
+            )
+        payload = {"model": model or self.config.model, "input": items}
+
+        async def once() -> list[TokenCount]:
+            data, _ = await self._json("POST", "/tokens/count", payload)
+            return [TokenCount(int(d["tokens"]), int(d.get("characters", 0))) for d in data]
+
+        return await self._retry_with_backoff(once)

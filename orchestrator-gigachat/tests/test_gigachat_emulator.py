@@ -1,0 +1,257 @@
+"""The emulator's wire fidelity, driven with plain httpx over a real socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from orchestrator.testing import LoopbackServer
+from orchestrator.testing.scripting import ScriptableApp
+from orchestrator_gigachat.emulator import (
+    TEST_AUTHORIZATION_KEY,
+    ExpireTokens,
+    GigaChatEmulator,
+    answer_for,
+    main,
+)
+
+
+@pytest.fixture
+def client(server: LoopbackServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url) as http:
+        yield http
+
+
+def oauth(client: httpx.Client, **overrides: object) -> httpx.Response:
+    headers = {"Authorization": f"Basic {TEST_AUTHORIZATION_KEY}", "RqUID": str(uuid.uuid4())}
+    headers.update(overrides.pop("headers", {}))  # type: ignore[arg-type]
+    data = overrides.pop("data", {"scope": "GIGACHAT_API_PERS"})
+    return client.post("/api/v2/oauth", headers=headers, data=data)  # type: ignore[arg-type]
+
+
+def bearer(client: httpx.Client) -> dict[str, str]:
+    return {"Authorization": f"Bearer {oauth(client).json()['access_token']}"}
+
+
+def test_is_a_scriptable_app(emulator: GigaChatEmulator) -> None:
+    assert isinstance(emulator, ScriptableApp)
+
+
+def test_oauth_success_shape(client: httpx.Client) -> None:
+    response = oauth(client)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"access_token", "expires_at"}
+    assert body["expires_at"] > 10**12  # milliseconds
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "code"),
+    [
+        ({"headers": {"RqUID": "not-a-uuid"}}, 400, 400),
+        ({"headers": {"Authorization": "Bearer x"}}, 401, 4),
+        ({"headers": {"Authorization": "Basic !!!"}}, 401, 4),
+        ({"headers": {"Authorization": "Basic d3Jvbmc6a2V5"}}, 401, 6),
+        ({"data": {"scope": ""}}, 400, 5),
+        ({"data": {"scope": "GIGACHAT_API_FOO"}}, 400, 1),
+        ({"data": {"scope": "GIGACHAT_API_CORP"}}, 400, 7),
+    ],
+)
+def test_oauth_errors(client, overrides, status, code) -> None:
+    response = oauth(client, **overrides)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+
+
+def test_api_needs_a_valid_token(client, emulator) -> None:
+    assert client.get("/api/v1/models").status_code == 401
+    headers = bearer(client)
+    assert client.get("/api/v1/models", headers=headers).status_code == 200
+    emulator.script(ExpireTokens())
+    response = client.get("/api/v1/models", headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"status": 401, "message": "Unauthorized"}
+
+
+def test_chat_shape_and_headers(client) -> None:
+    headers = {**bearer(client), "X-Request-ID": "my-id", "X-Session-ID": "my-session"}
+    body = {"model": "GigaChat-2-Max", "messages": [{"role": "user", "content": "Hi"}]}
+    response = client.post("/api/v1/chat/completions", headers=headers, json=body)
+    assert response.headers["x-request-id"] == "my-id"
+    assert response.headers["x-session-id"] == "my-session"
+    data = response.json()
+    assert "id" not in data
+    assert data["object"] == "chat.completion"
+    assert data["model"] == "GigaChat-2-Max:2.0.28.2"
+    assert data["choices"][0]["message"] == {
+        "content": "GigaChat emulator: Hi",
+        "role": "assistant",
+    }
+    assert set(data["usage"]) == {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "precached_prompt_tokens",
+    }
+    generated = client.get("/api/v1/models", headers=bearer(client)).headers
+    uuid.UUID(generated["x-request-id"])
+    uuid.UUID(generated["x-session-id"])
+
+
+def test_stream_wire_format(client) -> None:
+    body = {
+        "model": "GigaChat",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three"}],
+    }
+    response = client.post("/api/v1/chat/completions", headers=bearer(client), json=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [line for line in response.text.split("\n\n") if line]
+    assert events[-1] == "data: [DONE]"
+    parsed = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert parsed[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert all("role" not in p["choices"][0]["delta"] for p in parsed[1:])
+    assert all(p["object"] == "chat.completion" for p in parsed)
+    last = parsed[-1]
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert last["choices"][0]["delta"]["content"] == ""
+    assert "usage" in last and all("usage" not in p for p in parsed[:-1])
+    text = "".join(p["choices"][0]["delta"]["content"] for p in parsed)
+    assert text == answer_for(body["messages"])[0]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (
+            {
+                "model": "GigaChat",
+                "messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}],
+            },
+            422,
+            "Invalid params: system message must be the first message",
+        ),
+        (
+            {
+                "model": "GigaChat",
+                "messages": [{"role": "user", "content": "a"}],
+                "repetition_penalty": 0,
+            },
+            422,
+            "Invalid params: repetition_penalty must be in range (0, +inf)",
+        ),
+        (
+            {"model": "GigaChat", "messages": [{"role": "user", "content": "a"}], "temperature": 0},
+            422,
+            "Invalid params: temperature must be in range (0, +inf)",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "a"}]},
+            422,
+            "Invalid params: model is required",
+        ),
+        ({"model": "GigaChat", "messages": []}, 422, "Invalid params: messages must not be empty"),
+        (
+            {"model": "GigaChat", "messages": [{"role": "bot", "content": "a"}]},
+            422,
+            "Invalid params: messages[0].role is invalid",
+        ),
+        (
+            {"model": "GigaChat", "messages": [{"role": "user", "content": 5}]},
+            422,
+            "Invalid params: messages[0].content must be a string",
+        ),
+        ({"model": "Nope", "messages": [{"role": "user", "content": "a"}]}, 404, "No such model"),
+        ([], 400, "Bad request"),
+    ],
+)
+def test_chat_validation(client, body, status, message) -> None:
+    response = client.post("/api/v1/chat/completions", headers=bearer(client), json=body)
+    assert response.status_code == status
+    assert response.json() == {"status": status, "message": message}
+
+
+def test_models_tokens_embeddings_balance(client) -> None:
+    headers = bearer(client)
+    models = client.get("/api/v1/models", headers=headers).json()
+    assert models["object"] == "list"
+    assert models["data"][0] == {
+        "id": "GigaChat",
+        "object": "model",
+        "owned_by": "salutedevices",
+        "type": "chat",
+    }
+    assert client.get("/api/v1/models/Embeddings", headers=headers).json()["type"] == "embedder"
+    missing = client.get("/api/v1/models/Nope", headers=headers)
+    assert missing.status_code == 404 and missing.json() == {
+        "status": 404,
+        "message": "No such model",
+    }
+    counts = client.post(
+        "/api/v1/tokens/count", headers=headers, json={"model": "GigaChat", "input": ["a b", "c"]}
+    ).json()
+    assert counts == [
+        {"object": "tokens", "tokens": 2, "characters": 3},
+        {"object": "tokens", "tokens": 1, "characters": 1},
+    ]
+    for bad, status in (
+        ({"input": ["a"]}, 422),
+        ({"model": "GigaChat", "input": [1]}, 422),
+        ({"model": "Nope", "input": "a"}, 404),
+    ):
+        assert client.post("/api/v1/tokens/count", headers=headers, json=bad).status_code == status
+    emb = client.post(
+        "/api/v1/embeddings", headers=headers, json={"input": ["hello"], "model": "Embeddings"}
+    ).json()
+    assert emb["object"] == "list" and emb["model"] == "Embeddings"
+    assert emb["data"][0]["object"] == "embedding" and len(emb["data"][0]["embedding"]) == 32
+    assert emb["data"][0]["usage"] == {"prompt_tokens": 1}
+    assert (
+        client.post(
+            "/api/v1/embeddings", headers=headers, json={"input": "x", "model": "GigaChat"}
+        ).status_code
+        == 404
+    )
+    assert client.post("/api/v1/embeddings", headers=headers, json={}).status_code == 422
+    assert client.get("/api/v1/balance", headers=headers).json()["balance"][0]["usage"]
+
+
+def test_faults_apply_to_every_endpoint(client, emulator) -> None:
+    headers = bearer(client)
+    for path in ("/api/v1/models/GigaChat", "/api/v1/balance"):
+        emulator.fail_next(503, retry_after=2)
+        response = client.get(path, headers=headers)
+        assert response.status_code == 503 and response.headers["retry-after"] == "2"
+    for path in ("/api/v1/tokens/count", "/api/v1/embeddings"):
+        emulator.outage = True
+        assert client.post(path, headers=headers, json={}).status_code == 503
+        emulator.outage = False
+
+
+def test_password_token_endpoint(client, emulator) -> None:
+    ok = client.post("/api/v1/token", auth=(emulator.user, emulator.password))
+    assert set(ok.json()) == {"tok", "exp"}
+    assert client.post("/api/v1/token", auth=("x", "y")).status_code == 401
+    assert client.post("/api/v1/token", headers={"Authorization": "Basic ***"}).status_code == 401
+    emulator.oauth_outage = True
+    assert client.post("/api/v1/token", auth=(emulator.user, emulator.password)).status_code == 503
+
+
+def test_invalid_scope_rejected() -> None:
+    with pytest.raises(ValueError, match="scope must be one of"):
+        GigaChatEmulator(scope="PERS")
+
+
+def test_command_line(capsys) -> None:
+    stop = threading.Event()
+    stop.set()
+    assert main(["--tls"], stop=stop) == 0
+    out = capsys.readouterr().out
+    assert "export GIGACHAT_BASE_URL=https://127.0.0.1:" in out
+    assert f"export GIGACHAT_CREDENTIALS={TEST_AUTHORIZATION_KEY}" in out
+    assert "GIGACHAT_CA_BUNDLE_FILE" in out
