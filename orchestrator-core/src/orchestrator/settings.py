@@ -35,14 +35,16 @@ import dataclasses
 import os
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from orchestrator.config import ProviderConfig, Secret
+from orchestrator.config import ProviderConfig, Secret, _to_secret
 from orchestrator.errors import ConfigurationError, NoProvidersError
 from orchestrator.health import BreakerConfig
 
@@ -53,9 +55,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "BreakerSettings",
+    "LimitsSettings",
+    "PriceSettings",
     "ProviderRouting",
     "RouterSettings",
     "load_settings",
+    "main",
     "reference_markdown",
     "router_from_config",
     "router_from_env",
@@ -85,7 +90,7 @@ def _breaker_model() -> type[BaseModel]:
         f.name: (hints[f.name], Field(f.default, description=_BREAKER_DOCS.get(f.name, "")))
         for f in dataclasses.fields(BreakerConfig)
     }
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         "BreakerSettings",
         __config__=_STRICT,
         __doc__="Circuit-breaker thresholds (`[breaker]`).",
@@ -96,23 +101,88 @@ def _breaker_model() -> type[BaseModel]:
 BreakerSettings = _breaker_model()
 
 
+class LimitsSettings(BaseModel):
+    """Caps on one provider's traffic (``[providers.NAME.limits]``); unset = unlimited."""
+
+    model_config = _STRICT
+
+    max_in_flight: int | None = Field(default=None, ge=1, description="Requests in flight at once.")
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, description="Requests per rolling minute."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Tokens (prompt + completion) per rolling minute."
+    )
+
+
+class PriceSettings(BaseModel):
+    """Roubles per 1,000 tokens (``[providers.NAME.prices.MODEL]``; model ``"*"`` = any)."""
+
+    model_config = _STRICT
+
+    prompt: Decimal = Field(ge=0, description="Roubles per 1,000 prompt tokens.")
+    completion: Decimal = Field(ge=0, description="Roubles per 1,000 completion tokens.")
+
+
 class ProviderRouting(BaseModel):
     """Router-side options of one provider (keys of ``[providers.NAME]`` beside its own
-    settings); each field is passed to ``router.add_provider()`` by name."""
+    settings); each field is passed to ``router.add_provider()`` by name (or alias)."""
 
     model_config = _STRICT
 
     type: str | None = Field(
-        None,
+        default=None,
         description="Registered provider name (`orchestrator providers` lists them); "
         "defaults to the table's name.",
     )
     weight: float = Field(
-        1.0, ge=0, description="Share of traffic for the `weighted` and `random` strategies."
+        default=1.0,
+        ge=0,
+        description="Share of traffic for the `weighted` and `random` strategies.",
     )
     priority: int | None = Field(
-        None, description="Order for `first-available` (lower first; default: file order)."
+        default=None,
+        description="Order for `first-available` (lower first; default: file order).",
     )
+    attempt_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        serialization_alias="timeout",
+        description="Seconds for one attempt including its stream (the provider's own "
+        "`timeout` bounds each HTTP request).",
+    )
+    first_chunk_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds to wait for a stream's first text before failing over "
+        "(overrides the router's).",
+    )
+    limits: LimitsSettings | None = Field(
+        default=None, description="Table `[providers.NAME.limits]`: caps on traffic."
+    )
+    prices: dict[str, PriceSettings] | None = Field(
+        default=None,
+        description="Tables `[providers.NAME.prices.MODEL]`: override the provider's prices.",
+    )
+    budget: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="Roubles this provider may spend; then it gets no traffic.",
+    )
+
+    def add_provider_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``Router.add_provider``."""
+        from orchestrator.limits import ProviderLimits
+        from orchestrator.pricing import Price
+
+        kwargs = self.model_dump(exclude={"type", "limits", "prices"}, by_alias=True)
+        if self.limits is not None:
+            kwargs["limits"] = ProviderLimits(**self.limits.model_dump())
+        if self.prices is not None:
+            kwargs["prices"] = {
+                model: Price(price.prompt, price.completion) for model, price in self.prices.items()
+            }
+        return kwargs
 
 
 class RouterSettings(BaseModel):
@@ -122,13 +192,32 @@ class RouterSettings(BaseModel):
     model_config = _STRICT
 
     strategy: str = Field(
-        "round-robin",
+        default="round-robin",
         description="Routing strategy: `round-robin`, `random`, `first-available`, "
         "`weighted`, or one a plugin registers.",
     )
     deadline: float | None = Field(
-        None, gt=0, description="Seconds allowed for a whole request across retries and "
+        default=None,
+        gt=0,
+        description="Seconds allowed for a whole request across retries and "
         "fallbacks (none by default).",
+    )
+    first_chunk_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds to wait for a stream's first text before failing over.",
+    )
+    hedge_after: float | Literal["p95"] | None = Field(
+        default=None,
+        description='Seconds (or "p95" of the provider\'s latency) after which a slow '
+        "request is also sent to the next provider; the first answer wins.",
+    )
+    on_limit: Literal["failover", "wait"] = Field(
+        default="failover",
+        description="When a provider is at its limits: try the next one, or wait for room.",
+    )
+    budget: Decimal | None = Field(
+        default=None, ge=0, description="Roubles the router may spend in total."
     )
     breaker: BreakerSettings = Field(  # type: ignore[valid-type]
         default_factory=BreakerSettings,
@@ -284,6 +373,10 @@ def load_settings(
     except ValidationError as exc:
         raise _validation_error(where, exc) from None
     try:
+        BreakerConfig(**settings.breaker.model_dump())  # type: ignore[attr-defined]
+    except ValueError as exc:
+        raise where.error(("breaker",), str(exc)) from None
+    try:
         registry.strategy_class(settings.strategy)
     except ConfigurationError as exc:
         raise where.error(("strategy",), str(exc)) from None
@@ -345,12 +438,11 @@ def router_from_config(
     settings, providers = load_settings(source, registry=registry)
     if not providers:
         raise ConfigurationError(
-            "No providers configured: add a [providers.NAME] table (see "
-            "examples/orchestrator.toml)"
+            "No providers configured: add a [providers.NAME] table (see examples/orchestrator.toml)"
         )
     router = Router(registry=registry, **_router_kwargs(settings))
     for config, routing, cls in providers.values():
-        router.add_provider(cls(config), **routing.model_dump(exclude={"type"}))
+        router.add_provider(cls(config), **routing.add_provider_kwargs())
     return router
 
 
@@ -385,13 +477,40 @@ def router_from_env(*, registry: PluginRegistry | None = None, **options: Any) -
 
 
 def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
-    if text is None:
-        text = str(annotation).replace("typing.", "")
-    return text.replace("NoneType", "None")
+    """A short, TOML-minded spelling of a field's type."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        inner = _type_name(args[0])
+        secret = any(getattr(m, "func", None) is _to_secret for m in args[1:])
+        return f"{inner} (secret: use ${{ENV_VAR}})" if secret else inner
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in args if arg is not type(None))
+    if origin is typing.Literal:
+        return " or ".join(f'"{arg}"' for arg in args)
+    if origin in (list, tuple):
+        return f"array of {_type_name(args[0])}" if args else "array"
+    if origin is dict:
+        return "table"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+        annotation, getattr(annotation, "__name__", str(annotation))
+    )
 
 
-def _field_rows(model: type[BaseModel], skip: frozenset[str] = frozenset()) -> Iterator[str]:
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return f"`{value!r}`"
+
+
+def _field_rows(
+    model: type[BaseModel], skip: frozenset[str] = frozenset(), base: type[BaseModel] | None = None
+) -> Iterator[str]:
     yield "| key | type | default | meaning |"
     yield "| --- | --- | --- | --- |"
     for name, info in model.model_fields.items():
@@ -402,10 +521,17 @@ def _field_rows(model: type[BaseModel], skip: frozenset[str] = frozenset()) -> I
         elif info.default_factory is not None:
             default = "—"
         else:
-            default = f"`{info.default!r}`"
-        description = (info.description or "").replace("|", "\\|").replace("\n", " ")
-        type_text = _type_name(info.annotation).replace("|", "\\|")
-        yield f"| `{name}` | `{type_text}` | {default} | {description} |"
+            default = _default_text(info.default)
+        description = info.description
+        if not description and base is not None and name in base.model_fields:
+            description = base.model_fields[name].description
+        description = (description or "").replace("|", "\\|").replace("\n", " ")
+        type_text = _type_name(
+            info.annotation
+            if not info.metadata
+            else typing.Annotated[(info.annotation, *info.metadata)]
+        )
+        yield f"| `{name}` | {type_text.replace('|', chr(92) + '|')} | {default} | {description} |"
 
 
 def reference_markdown(registry: PluginRegistry | None = None) -> str:
@@ -414,14 +540,24 @@ def reference_markdown(registry: PluginRegistry | None = None) -> str:
 
     registry = registry or default_registry()
     registry.load()
-    out = ["## Top level", "", *_field_rows(RouterSettings), ""]
-    out += ["## `[breaker]`", "", *_field_rows(BreakerSettings), ""]
+    out = ["### Top level", "", *_field_rows(RouterSettings), ""]
+    out += ["### `[breaker]`", "", *_field_rows(BreakerSettings), ""]
     out += [
-        "## `[providers.NAME]`: router-side options",
+        "### `[providers.NAME]`: router-side options",
         "",
         *_field_rows(ProviderRouting),
         "",
-        "## `[providers.NAME]`: settings every provider has",
+        "### `[providers.NAME.limits]`",
+        "",
+        *_field_rows(LimitsSettings),
+        "",
+        "### `[providers.NAME.prices.MODEL]`",
+        "",
+        'Model `"*"` applies to models without their own entry.',
+        "",
+        *_field_rows(PriceSettings),
+        "",
+        "### `[providers.NAME]`: settings every provider has",
         "",
         "`name` is the table's name.",
         "",
@@ -439,10 +575,41 @@ def reference_markdown(registry: PluginRegistry | None = None) -> str:
             and config_class.model_fields[name].default != ProviderConfig.model_fields[name].default
         ]
         dist = f" (from `{info.distribution}`)" if info.distribution else ""
-        out += [f"## `type = \"{key}\"`{dist}", ""]
+        out += [f'### `type = "{key}"`{dist}', ""]
         if not extra and not overridden:
             out += ["No settings beyond the common ones.", ""]
             continue
         shown = frozenset(base) - frozenset(overridden)
-        out += [*_field_rows(config_class, shown), ""]
+        out += [*_field_rows(config_class, shown, ProviderConfig), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+BEGIN_MARK = "<!-- BEGIN REFERENCE (generated: python -m orchestrator.settings PAGE.md) -->"
+END_MARK = "<!-- END GENERATED REFERENCE -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite the generated reference between the markers of a Markdown page."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m orchestrator.settings PAGE.md", file=sys.stderr)
+        return 2
+    page = Path(args[0])
+    text = page.read_text(encoding="utf-8")
+    if BEGIN_MARK not in text or END_MARK not in text:
+        print(
+            f"{page}: the reference markers are missing:\n{BEGIN_MARK}\n{END_MARK}", file=sys.stderr
+        )
+        return 1
+    head, rest = text.split(BEGIN_MARK, 1)
+    tail = rest.split(END_MARK, 1)[1]
+    page.write_text(
+        f"{head}{BEGIN_MARK}\n\n{reference_markdown()}\n{END_MARK}{tail}", encoding="utf-8"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
