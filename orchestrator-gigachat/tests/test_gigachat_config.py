@@ -160,3 +160,25 @@ async def test_router_routes_to_gigachat(server) -> None:
     router = Router(strategy="round-robin")
     router.add_provider(GigaChatProvider(config_for(server)))
     assert await router.route("Hello") == "GigaChat emulator: Hello"
+
+
+def test_config_from_env_needs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator_gigachat import GigaChatProvider
+
+    for var in (
+        "GIGACHAT_CREDENTIALS",
+        "GIGACHAT_ACCESS_TOKEN",
+        "GIGACHAT_USER",
+        "GIGACHAT_PASSWORD",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    assert GigaChatProvider.config_from_env("gigachat") is None
+    monkeypatch.setenv("GIGACHAT_USER", "u")
+    assert GigaChatProvider.config_from_env("gigachat") is None
+    monkeypatch.setenv("GIGACHAT_PASSWORD", "p-secret")
+    config = GigaChatProvider.config_from_env("gigachat")
+    assert config is not None and config.user == "u"
+    monkeypatch.delenv("GIGACHAT_USER")
+    monkeypatch.setenv("GIGACHAT_CREDENTIALS", "a2V5OnNlY3JldA==")
+    config = GigaChatProvider.config_from_env("giga")
+    assert config is not None and config.name == "giga" and config.api_key == "a2V5OnNlY3JldA=="

@@ -112,6 +112,19 @@ class GigaChatProvider(BaseProvider):
 
     DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
 
+    @classmethod
+    def config_from_env(cls, name: str) -> GigaChatConfig | None:
+        """A config from the official SDK's ``GIGACHAT_*`` variables, or None without
+        credentials (an authorization key, an access token, or user and password)."""
+        env = os.environ
+        if (
+            env.get("GIGACHAT_CREDENTIALS")
+            or env.get("GIGACHAT_ACCESS_TOKEN")
+            or (env.get("GIGACHAT_USER") and env.get("GIGACHAT_PASSWORD"))
+        ):
+            return GigaChatConfig.model_validate({"name": name})
+        return None
+
     def __init__(
         self, config: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
