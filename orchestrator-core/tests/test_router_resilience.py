@@ -407,3 +407,17 @@ def test_latency_power_of_two_choices() -> None:
     slow.stats.record_success(1.0)
     assert all(strategy.order([slow, fast])[0].name == "fast" for _ in range(20))
     assert strategy.order([fast]) == [fast]
+
+
+async def test_provider_held_by_retry_after_is_awaited_when_all_others_fail() -> None:
+    router = Router(strategy="first-available")
+    held = mock("held", mode="rate_limit", fail_times=1, retry_after=0.1, max_retries=0)
+    held.config.backoff_max = 1
+    router.add_provider(held)
+    router.add_provider(mock("down", mode="auth_error"))
+    # First request: "held" answers 429 Retry-After 0.1 s, "down" fails: nothing left.
+    with pytest.raises(AllProvidersFailedError):
+        await router.route("x")
+    # Second request: "held" is skipped while held, "down" fails, so the router waits out
+    # the remaining hold and asks "held" rather than giving up.
+    assert (await router.chat("x")).provider == "held"

@@ -182,6 +182,10 @@ class CircuitBreaker:
             return "half_open"
         return self._state
 
+    def held_for(self) -> float:
+        """Seconds left of a ``Retry-After`` hold (0 when not held)."""
+        return max(0.0, self._hold_until - self.clock())
+
     def admits(self) -> bool:
         """Whether a request may go to this provider now (does not reserve a probe)."""
         now = self.clock()
@@ -282,7 +286,7 @@ class CircuitBreaker:
             "consecutive_failures": self._consecutive,
             "trips": self._trips,
             "open_for": max(0.0, self._open_until - now) if self._state == "open" else 0.0,
-            "held_for": max(0.0, self._hold_until - now),
+            "held_for": self.held_for(),
         }
 
 

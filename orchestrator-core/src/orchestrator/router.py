@@ -408,6 +408,16 @@ class Router:
                         from_provider=slot.name,
                         error=attempts[-1].error,
                     )
+            held = self._held_provider({a.provider for a in attempts}, scope)
+            if held is not None:
+                slot, wait = held
+                logger.info("waiting %.2fs for %s's Retry-After to pass", wait, slot.name)
+                await anyio.sleep(wait)
+                result = await self._try_provider(
+                    slot, msgs, params, scope, hooks, request, attempts
+                )
+                if result is not None:
+                    return result
         finally:
             retries_managed_by_caller.reset(token)
         raise AllProvidersFailedError(attempts)
@@ -618,6 +628,28 @@ class Router:
                     error=error,
                 )
             await anyio.sleep(delay)
+
+    def _held_provider(
+        self, tried: set[str], scope: anyio.CancelScope | None
+    ) -> tuple[ProviderSlot, float] | None:
+        """After every planned provider failed: one that was skipped only because of a
+        ``Retry-After`` hold short enough to wait for (within its ``backoff_max`` and the
+        deadline), with the seconds to wait."""
+        best: tuple[ProviderSlot, float] | None = None
+        for slot in self._slots:
+            wait = slot.breaker.held_for()
+            if (
+                slot.name in tried
+                or wait <= 0
+                or slot.breaker.state == "open"
+                or slot.over_budget()
+                or wait > slot.provider.config.backoff_max
+                or not self._fits(scope, wait)
+            ):
+                continue
+            if best is None or wait < best[1]:
+                best = (slot, wait)
+        return best
 
     @staticmethod
     def _admit(slot: ProviderSlot) -> None:
