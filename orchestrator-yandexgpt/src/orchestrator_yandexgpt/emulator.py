@@ -1,0 +1,769 @@
+"""A protocol-faithful YandexGPT emulator: an ASGI app for offline tests and demos.
+
+It serves, on one app (so one :class:`~orchestrator.testing.LoopbackServer` serves all):
+
+- ``POST /foundationModels/v1/completion`` — plain, and streaming NDJSON with cumulative text;
+- ``POST /foundationModels/v1/completionAsync`` and ``GET /operations/{id}``;
+- ``POST /foundationModels/v1/tokenize``, ``.../tokenizeCompletion``, ``.../textEmbedding``;
+- ``POST /iam/v1/tokens`` — OAuth token or service-account JWT (PS256) -> IAM token.
+
+Credentials it accepts: ``Api-Key`` :data:`TEST_API_KEY`, ``Bearer`` :data:`TEST_IAM_TOKEN` or
+any IAM token it issued, in folder :data:`TEST_FOLDER_ID`; the OAuth token
+:data:`TEST_OAUTH_TOKEN`; service-account keys made by
+:meth:`YandexGPTEmulator.create_service_account_key`.
+
+The answer is deterministic: ``"Echo: "`` and the words of the last user message (the same
+text for plain and streamed calls), one token per word. Faults are scripted with the
+:class:`~orchestrator.testing.scripting.ScriptableApp` methods plus the YandexGPT-specific
+ones below (malformed line, error line, ``CONTENT_FILTER``, ``TRUNCATED_FINAL``, IAM
+expiry, failed operations).
+
+    from orchestrator.testing import LoopbackServer
+    from orchestrator_yandexgpt import YandexGPTProvider
+    from orchestrator_yandexgpt.emulator import YandexGPTEmulator, config_for
+
+    with LoopbackServer(YandexGPTEmulator(), tls=True) as server:
+        provider = YandexGPTProvider(config_for(server))
+
+Needs the ``emulator`` extra: ``pip install "orchestrator-yandexgpt[emulator]"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from orchestrator_yandexgpt.config import YandexGPTConfig
+
+if TYPE_CHECKING:
+    from orchestrator.testing import LoopbackServer
+
+__all__ = [
+    "TEST_API_KEY",
+    "TEST_FOLDER_ID",
+    "TEST_IAM_TOKEN",
+    "TEST_OAUTH_TOKEN",
+    "YandexGPTEmulator",
+    "config_for",
+]
+
+#: The API key the emulator accepts by default.
+TEST_API_KEY = "AQVNemulator-test-api-key"
+#: The folder the emulator's models live in by default.
+TEST_FOLDER_ID = "b1gemulatorfolder000"
+#: An IAM token the emulator always accepts (unless expired with ``expire_iam_tokens``).
+TEST_IAM_TOKEN = "t1.emulator-test-iam-token"  # noqa: S105  (a documented test value)
+#: The OAuth token the emulator's IAM endpoint exchanges.
+TEST_OAUTH_TOKEN = "y0_emulator-test-oauth-token"  # noqa: S105
+
+ErrorShape = Literal["grpc", "llm"]
+_JWT_AUDIENCE = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
+_MODELS = frozenset(("yandexgpt-lite", "yandexgpt", "llama-lite", "llama"))
+_MODEL_URI = re.compile(r"^gpt://([^/]+)/([^/@]+)(?:/([^/@]+))?(?:@([\w.-]+))?$")
+_EMB_URI = re.compile(r"^emb://([^/]+)/(text-search-doc|text-search-query)(?:/[^/]+)?$")
+_HTTP_TO_GRPC = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 500: 13, 501: 12, 503: 14, 504: 4}
+_DEFAULT_MESSAGES = {
+    400: "Request validation error",
+    401: "Unknown api key",
+    403: "Permission denied",
+    404: "Not found",
+    429: "ai.textGenerationCompletionSessionsCount.count gauge quota limit exceeded: "
+    "limit 10, request 1",
+    500: "Internal error",
+    503: "Service is unavailable, try again later",
+    504: "Deadline exceeded",
+}
+_REFUSAL = "I can't discuss that topic. Let's talk about something else."
+_TOKEN = re.compile(r"\s*\S+")
+
+
+def _tokens(text: str) -> list[str]:
+    """The emulator's tokenization: a word with its leading whitespace."""
+    return _TOKEN.findall(text)
+
+
+def _rfc3339(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}123Z"
+
+
+@dataclass(slots=True)
+class _Fault:
+    status: int
+    retry_after: float | None
+    message: str | None
+    shape: ErrorShape | None
+
+
+@dataclass(slots=True)
+class _StreamFault:
+    kind: Literal["cut", "malformed", "error"]
+    after_chunks: int
+    grpc_code: int = 13
+    message: str = ""
+
+
+@dataclass(slots=True)
+class _Answer:
+    text: str
+    status: str
+    input_tokens: int
+    pieces: list[str]
+
+
+class _Reject(Exception):
+    """Stops a handler with an error response."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class YandexGPTEmulator:
+    """The YandexGPT API as an ASGI app with scriptable faults (thread-safe)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = TEST_API_KEY,
+        folder_id: str = TEST_FOLDER_ID,
+        iam_token: str = TEST_IAM_TOKEN,
+        oauth_token: str = TEST_OAUTH_TOKEN,
+        error_shape: ErrorShape = "grpc",
+        iam_token_ttl: float = 12 * 3600.0,
+        context_limit: int = 8192,
+        operation_polls: int = 1,
+        model_version: str = "23.10.2024",
+    ) -> None:
+        self.api_key = api_key
+        self.folder_id = folder_id
+        self.iam_token = iam_token
+        self.oauth_token = oauth_token
+        #: Error body shape: ``grpc`` (``{"code", "message", "details"}``) or ``llm``
+        #: (``{"error": {"grpcCode", "httpCode", ...}}``).
+        self.error_shape: ErrorShape = error_shape
+        self.iam_token_ttl = iam_token_ttl
+        self.context_limit = context_limit
+        #: Polls of ``/operations/{id}`` answered ``done: false`` before the result.
+        self.operation_polls = operation_polls
+        self.model_version = model_version
+        #: Seconds added before every API response (not IAM token calls).
+        self.latency = 0.0
+        #: Seconds between the lines of a streamed answer.
+        self.stream_delay = 0.0
+        #: While True every API call answers 503.
+        self.outage = False
+        #: The last API requests received: ``{"method", "path", "headers", "json"}``.
+        self.requests: deque[dict[str, Any]] = deque(maxlen=100)
+        self.iam_request_count = 0
+        self._request_count = 0
+        self._lock = threading.Lock()
+        self._faults: deque[_Fault] = deque()
+        self._iam_faults: deque[_Fault] = deque()
+        self._stream_faults: deque[_StreamFault] = deque()
+        self._statuses: deque[str] = deque()
+        self._chunk_plans: deque[list[int]] = deque()
+        self._operation_errors: deque[tuple[int, str]] = deque()
+        self._issued: dict[str, float] = {}
+        self._static_iam_valid = True
+        self._service_accounts: dict[str, tuple[str, Any]] = {}
+        self._operations: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+        prefix = "/foundationModels/v1"
+        self._app = Starlette(
+            routes=[
+                Route(f"{prefix}/completion", self._completion, methods=["POST"]),
+                Route(f"{prefix}/completionAsync", self._completion_async, methods=["POST"]),
+                Route(f"{prefix}/tokenize", self._tokenize, methods=["POST"]),
+                Route(f"{prefix}/tokenizeCompletion", self._tokenize_completion, methods=["POST"]),
+                Route(f"{prefix}/textEmbedding", self._embedding, methods=["POST"]),
+                Route("/operations/{operation_id}", self._operation, methods=["GET"]),
+                Route("/iam/v1/tokens", self._iam_tokens, methods=["POST"]),
+            ]
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+    def reset(self) -> None:
+        """Forget scripted faults, recorded requests, counters, operations and IAM tokens."""
+        with self._lock:
+            self.latency = 0.0
+            self.stream_delay = 0.0
+            self.outage = False
+            self.requests.clear()
+            self.iam_request_count = 0
+            self._request_count = 0
+            for queue in (
+                self._faults,
+                self._iam_faults,
+                self._stream_faults,
+                self._statuses,
+                self._chunk_plans,
+                self._operation_errors,
+            ):
+                queue.clear()
+            self._issued.clear()
+            self._static_iam_valid = True
+            self._operations.clear()
+
+    # -- the ScriptableApp interface ------------------------------------------------------
+
+    @property
+    def request_count(self) -> int:
+        """API calls received so far (IAM token calls excluded)."""
+        return self._request_count
+
+    def fail_next(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+        shape: ErrorShape | None = None,
+    ) -> None:
+        """Answer the next ``times`` API calls with ``status`` in a Yandex error shape
+        (``shape`` or the emulator's ``error_shape``)."""
+        with self._lock:
+            for _ in range(times):
+                self._faults.append(_Fault(status, retry_after, message, shape))
+
+    def cut_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """End the next ``times`` streams after ``after_chunks`` lines, with no final status."""
+        with self._lock:
+            for _ in range(times):
+                self._stream_faults.append(_StreamFault("cut", after_chunks))
+
+    # -- YandexGPT-specific faults ----------------------------------------------------------
+
+    def malform_next_stream(self, *, after_chunks: int = 1) -> None:
+        """Send a line that is not JSON in the next stream after ``after_chunks`` lines."""
+        with self._lock:
+            self._stream_faults.append(_StreamFault("malformed", after_chunks))
+
+    def error_in_next_stream(
+        self, *, after_chunks: int = 1, grpc_code: int = 13, message: str = "Internal error"
+    ) -> None:
+        """Send an ``{"error": {...}}`` line in the next stream after ``after_chunks`` lines."""
+        with self._lock:
+            self._stream_faults.append(_StreamFault("error", after_chunks, grpc_code, message))
+
+    def finish_next(self, status: Literal["CONTENT_FILTER", "TRUNCATED_FINAL"]) -> None:
+        """End the next completion with ``ALTERNATIVE_STATUS_<status>``: a refusal text, or
+        the answer cut to half its tokens."""
+        with self._lock:
+            self._statuses.append(f"ALTERNATIVE_STATUS_{status}")
+
+    def chunk_next_stream(self, sizes: list[int]) -> None:
+        """Tokens per line of the next stream (the rest goes one token per line)."""
+        with self._lock:
+            self._chunk_plans.append([max(1, s) for s in sizes])
+
+    def fail_next_iam(self, status: int, *, times: int = 1, message: str | None = None) -> None:
+        """Answer the next ``times`` IAM token exchanges with ``status``."""
+        with self._lock:
+            for _ in range(times):
+                self._iam_faults.append(_Fault(status, None, message, None))
+
+    def fail_next_operation(self, *, grpc_code: int = 13, message: str = "Internal error") -> None:
+        """Make the next async completion finish with an operation error."""
+        with self._lock:
+            self._operation_errors.append((grpc_code, message))
+
+    def expire_iam_tokens(self) -> None:
+        """Expire every IAM token issued so far (and the static test token)."""
+        with self._lock:
+            now = time.time()
+            self._issued = dict.fromkeys(self._issued, now - 1)
+            self._static_iam_valid = False
+
+    def create_service_account_key(self, service_account_id: str = "ajeemulatorserviceacc") -> str:
+        """Make an RSA key pair, trust its public part, return the authorized-key JSON."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key_id = "aje" + secrets.token_hex(8)
+        with self._lock:
+            self._service_accounts[key_id] = (service_account_id, private.public_key())
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        public = (
+            private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        return json.dumps(
+            {
+                "id": key_id,
+                "service_account_id": service_account_id,
+                "created_at": _rfc3339(time.time()),
+                "key_algorithm": "RSA_2048",
+                "public_key": public,
+                "private_key": "PLEASE DO NOT REMOVE THIS LINE! Yandex.Cloud SA Key ID "
+                f"<{key_id}>\n{pem}",
+            }
+        )
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _error(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        grpc_code: int | None = None,
+        shape: ErrorShape | None = None,
+        retry_after: float | None = None,
+    ) -> JSONResponse:
+        grpc = grpc_code if grpc_code is not None else _HTTP_TO_GRPC.get(status, 2)
+        text = message or _DEFAULT_MESSAGES.get(status, HTTPStatus(status).phrase)
+        request_id = str(uuid.uuid4())
+        body: dict[str, Any]
+        if (shape or self.error_shape) == "llm":
+            body = {
+                "error": {
+                    "grpcCode": grpc,
+                    "httpCode": status,
+                    "message": text,
+                    "httpStatus": HTTPStatus(status).phrase,
+                    "details": [],
+                }
+            }
+        else:
+            body = {
+                "code": grpc,
+                "message": text,
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}
+                ],
+            }
+        headers = {"x-request-id": request_id}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _enter(self, request: Request) -> Any:
+        """Count, record, delay, apply outage/faults, parse JSON and check auth."""
+        body: Any = None
+        raw = await request.body()
+        with self._lock:
+            self._request_count += 1
+            fault = self._faults.popleft() if self._faults else None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        if self.latency > 0:
+            await anyio.sleep(self.latency)
+        if self.outage:
+            raise _Reject(self._error(503))
+        if fault is not None:
+            raise _Reject(
+                self._error(
+                    fault.status, fault.message, shape=fault.shape, retry_after=fault.retry_after
+                )
+            )
+        self._check_auth(request)
+        if request.method == "POST" and not isinstance(body, dict):
+            raise _Reject(self._error(400, "Request body is not a JSON object"))
+        return body
+
+    def _check_auth(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme == "Api-Key":
+            if credential != self.api_key:
+                raise _Reject(self._error(401, f"Unknown api key '{credential}'"))
+        elif scheme == "Bearer":
+            with self._lock:
+                expiry = self._issued.get(credential)
+                static_ok = credential == self.iam_token and self._static_iam_valid
+            if not static_ok and (expiry is None or expiry <= time.time()):
+                raise _Reject(self._error(401, "The token is invalid or has expired."))
+        else:
+            raise _Reject(
+                self._error(
+                    401,
+                    "Authorization header is missing or malformed; "
+                    "use 'Api-Key <key>' or 'Bearer <IAM token>'",
+                )
+            )
+        folder = request.headers.get("x-folder-id")
+        if folder is not None and folder != self.folder_id:
+            raise _Reject(self._folder_denied(folder))
+
+    def _folder_denied(self, folder: str) -> JSONResponse:
+        return self._error(
+            403,
+            f"Permission to [resource-manager.folder {folder}] denied; the subject needs "
+            "the role ai.languageModels.user",
+        )
+
+    def _check_model(self, uri: Any) -> None:
+        match = _MODEL_URI.match(uri) if isinstance(uri, str) else None
+        if match is None:
+            raise _Reject(self._error(400, f"Invalid modelUri {uri!r}"))
+        folder, model, version = match.group(1), match.group(2), match.group(3)
+        if folder != self.folder_id:
+            raise _Reject(self._folder_denied(folder))
+        if model not in _MODELS or (version or "latest") not in ("latest", "rc", "deprecated"):
+            raise _Reject(self._error(404, f"Model {uri} not found"))
+
+    def _parse_messages(self, body: dict[str, Any]) -> list[dict[str, str]]:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Reject(self._error(400, "messages: at least one message is required"))
+        result = []
+        for index, message in enumerate(messages):
+            if (
+                not isinstance(message, dict)
+                or message.get("role") not in ("system", "user", "assistant")
+                or not isinstance(message.get("text"), str)
+            ):
+                raise _Reject(self._error(400, f"messages[{index}]: role and text are required"))
+            result.append({"role": message["role"], "text": message["text"]})
+        return result
+
+    def _answer(self, body: dict[str, Any]) -> _Answer:
+        self._check_model(body.get("modelUri"))
+        messages = self._parse_messages(body)
+        options = body.get("completionOptions") or {}
+        if not isinstance(options, dict):
+            raise _Reject(self._error(400, "completionOptions must be an object"))
+        temperature = options.get("temperature", 0.3)
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
+            raise _Reject(self._error(400, "temperature must be between 0 and 1"))
+        try:
+            max_tokens = int(options.get("maxTokens", 8000))
+            if max_tokens <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise _Reject(self._error(400, "maxTokens must be a positive int64")) from None
+        input_tokens = sum(len(_tokens(m["text"])) for m in messages)
+        if input_tokens > self.context_limit:
+            raise _Reject(
+                self._error(
+                    400,
+                    f"Number of input tokens must be no more than {self.context_limit}, "
+                    f"got {input_tokens}",
+                )
+            )
+        last = next((m["text"] for m in reversed(messages) if m["role"] == "user"), "")
+        words = last.split()
+        pieces = _tokens("Echo: " + " ".join(words) if words else "Hello! How can I help you?")
+        status = "ALTERNATIVE_STATUS_FINAL"
+        if len(pieces) > max_tokens:
+            pieces, status = pieces[:max_tokens], "ALTERNATIVE_STATUS_TRUNCATED_FINAL"
+        with self._lock:
+            forced = self._statuses.popleft() if self._statuses else None
+        if forced == "ALTERNATIVE_STATUS_CONTENT_FILTER":
+            pieces, status = _tokens(_REFUSAL), forced
+        elif forced is not None:
+            pieces, status = pieces[: max(1, len(pieces) // 2)], forced
+        return _Answer("".join(pieces), status, input_tokens, pieces)
+
+    def _result(self, answer: _Answer, text: str, status: str, completion: int) -> dict[str, Any]:
+        return {
+            "alternatives": [{"message": {"role": "assistant", "text": text}, "status": status}],
+            "usage": {
+                "inputTextTokens": str(answer.input_tokens),
+                "completionTokens": str(completion),
+                "totalTokens": str(answer.input_tokens + completion),
+            },
+            "modelVersion": self.model_version,
+        }
+
+    async def _guard(
+        self, request: Request, handler: Callable[[Any], Awaitable[Response]]
+    ) -> Response:
+        try:
+            body = await self._enter(request)
+            return await handler(body)
+        except _Reject as reject:
+            return reject.response
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def _completion(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            answer = self._answer(body)
+            options = body.get("completionOptions") or {}
+            if options.get("stream") is True:
+                return StreamingResponse(self._stream_lines(answer), media_type="application/json")
+            result = self._result(answer, answer.text, answer.status, len(answer.pieces))
+            return JSONResponse({"result": result}, headers={"x-request-id": str(uuid.uuid4())})
+
+        return await self._guard(request, handle)
+
+    async def _stream_lines(self, answer: _Answer) -> AsyncIterator[bytes]:
+        with self._lock:
+            fault = self._stream_faults.popleft() if self._stream_faults else None
+            plan = self._chunk_plans.popleft() if self._chunk_plans else []
+        bounds: list[int] = []
+        position = 0
+        for size in plan:
+            if position + size >= len(answer.pieces):
+                break  # the rest arrives with the final line
+            position += size
+            bounds.append(position)
+        else:
+            bounds.extend(range(position + 1, len(answer.pieces)))
+        for sent, bound in enumerate(bounds):
+            if fault is not None and sent == fault.after_chunks:
+                break
+            text = "".join(answer.pieces[:bound])
+            line = {"result": self._result(answer, text, "ALTERNATIVE_STATUS_PARTIAL", bound)}
+            yield json.dumps(line, ensure_ascii=False).encode() + b"\n"
+            if self.stream_delay > 0:
+                await anyio.sleep(self.stream_delay)
+        if fault is not None:
+            if fault.kind == "malformed":
+                yield b'{"result": {"alternatives": [\n'
+            elif fault.kind == "error":
+                status = next((h for h, g in _HTTP_TO_GRPC.items() if g == fault.grpc_code), 500)
+                line = {
+                    "error": {
+                        "grpcCode": fault.grpc_code,
+                        "httpCode": status,
+                        "message": fault.message,
+                        "httpStatus": HTTPStatus(status).phrase,
+                        "details": [],
+                    }
+                }
+                yield json.dumps(line).encode() + b"\n"
+            return  # "cut": the body ends without a final status
+        final = self._result(answer, answer.text, answer.status, len(answer.pieces))
+        yield json.dumps({"result": final}, ensure_ascii=False).encode() + b"\n"
+
+    async def _completion_async(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            answer = self._answer(body)
+            now = _rfc3339(time.time())
+            operation_id = f"d7q{next(self._ids):06d}emu"
+            with self._lock:
+                error = self._operation_errors.popleft() if self._operation_errors else None
+            operation: dict[str, Any] = {
+                "id": operation_id,
+                "description": "Async GPT Completion",
+                "createdAt": now,
+                "createdBy": "ajeemulator",
+                "modifiedAt": now,
+                "done": False,
+                "metadata": None,
+            }
+            result = self._result(answer, answer.text, answer.status, len(answer.pieces))
+            with self._lock:
+                self._operations[operation_id] = {
+                    "operation": operation,
+                    "polls": 0,
+                    "response": {
+                        "@type": "type.googleapis.com/yandex.cloud.ai.foundation_models.v1."
+                        "CompletionResponse",
+                        **result,
+                    },
+                    "error": error,
+                }
+            return JSONResponse(operation)
+
+        return await self._guard(request, handle)
+
+    async def _operation(self, request: Request) -> Response:
+        operation_id = request.path_params["operation_id"]
+
+        async def handle(_: Any) -> Response:
+            with self._lock:
+                entry = self._operations.get(operation_id)
+                if entry is not None:
+                    entry["polls"] += 1
+            if entry is None:
+                return self._error(404, f"Operation {operation_id} not found")
+            operation = dict(entry["operation"])
+            if entry["polls"] > self.operation_polls:
+                operation["done"] = True
+                operation["modifiedAt"] = _rfc3339(time.time())
+                if entry["error"] is not None:
+                    code, message = entry["error"]
+                    operation["error"] = {"code": code, "message": message, "details": []}
+                else:
+                    operation["response"] = entry["response"]
+            return JSONResponse(operation)
+
+        return await self._guard(request, handle)
+
+    def _token_list(self, text: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": str(int.from_bytes(hashlib.sha256(piece.encode()).digest()[:3], "big")),
+                "text": piece,
+                "special": False,
+            }
+            for piece in _tokens(text)
+        ]
+
+    async def _tokenize(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            self._check_model(body.get("modelUri"))
+            text = body.get("text")
+            if not isinstance(text, str):
+                return self._error(400, "text is required")
+            return JSONResponse(
+                {"tokens": self._token_list(text), "modelVersion": self.model_version}
+            )
+
+        return await self._guard(request, handle)
+
+    async def _tokenize_completion(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            self._check_model(body.get("modelUri"))
+            messages = self._parse_messages(body)
+            tokens = [t for m in messages for t in self._token_list(m["text"])]
+            return JSONResponse({"tokens": tokens, "modelVersion": self.model_version})
+
+        return await self._guard(request, handle)
+
+    async def _embedding(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            uri = body.get("modelUri")
+            match = _EMB_URI.match(uri) if isinstance(uri, str) else None
+            if match is None:
+                return self._error(400, f"Invalid modelUri {uri!r}")
+            if match.group(1) != self.folder_id:
+                return self._folder_denied(match.group(1))
+            text = body.get("text")
+            if not isinstance(text, str):
+                return self._error(400, "text is required")
+            digest = hashlib.sha256(f"{match.group(2)}:{text}".encode()).digest()
+            vector = [(digest[i % 32] - 128) / 128.0 for i in range(256)]
+            return JSONResponse(
+                {
+                    "embedding": vector,
+                    "numTokens": str(len(_tokens(text))),
+                    "modelVersion": self.model_version,
+                }
+            )
+
+        return await self._guard(request, handle)
+
+    async def _iam_tokens(self, request: Request) -> Response:
+        with self._lock:
+            self.iam_request_count += 1
+            fault = self._iam_faults.popleft() if self._iam_faults else None
+        if fault is not None:
+            return self._error(fault.status, fault.message)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._error(400, "Request body is not a JSON object")
+        if "yandexPassportOauthToken" in body:
+            if body["yandexPassportOauthToken"] != self.oauth_token:
+                return self._error(401, "The provided OAuth token is invalid or expired.")
+        elif "jwt" in body:
+            problem = self._check_jwt(body["jwt"])
+            if problem is not None:
+                return self._error(401, f"Invalid JWT: {problem}")
+        else:
+            return self._error(400, "one of yandexPassportOauthToken or jwt is required")
+        token = "t1." + secrets.token_urlsafe(32)
+        expires = time.time() + self.iam_token_ttl
+        with self._lock:
+            self._issued[token] = expires
+        return JSONResponse({"iamToken": token, "expiresAt": _rfc3339(expires)})
+
+    def _check_jwt(self, token: Any) -> str | None:
+        import jwt
+
+        if not isinstance(token, str):
+            return "not a string"
+        try:
+            key_id = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return "malformed"
+        with self._lock:
+            account = self._service_accounts.get(str(key_id))
+        if account is None:
+            return f"unknown key id {key_id!r}"
+        service_account_id, public_key = account
+        try:
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=["PS256"],
+                audience=_JWT_AUDIENCE,
+                options={"require": ["iss", "aud", "iat", "exp"]},
+            )
+        except jwt.PyJWTError as exc:
+            return str(exc)
+        if claims["iss"] != service_account_id:
+            return "iss is not the key's service account"
+        if int(claims["exp"]) - int(claims["iat"]) > 3600:
+            return "exp - iat must be at most 3600 seconds"
+        return None
+
+
+def config_for(
+    server: LoopbackServer, name: str = "yandexgpt", **overrides: Any
+) -> YandexGPTConfig:
+    """A provider config pointed at ``server`` (serving a :class:`YandexGPTEmulator`):
+    its base, IAM and operation URLs, its test API key and folder, its CA when TLS.
+
+    Give another credential (``iam_token=``, ``oauth_token=``, ``service_account_key=``)
+    in ``overrides`` to use it instead of the API key.
+    """
+    app = server.app
+    # Look through forwarding wrappers (such as the contract kit's app switch).
+    for _ in range(5):
+        if hasattr(app, "api_key") or not hasattr(app, "app"):
+            break
+        app = app.app
+    values: dict[str, Any] = {
+        "name": name,
+        "base_url": server.base_url,
+        "iam_url": f"{server.base_url}/iam/v1/tokens",
+        "operation_url": server.base_url,
+        "api_key": getattr(app, "api_key", TEST_API_KEY),
+        "folder_id": getattr(app, "folder_id", TEST_FOLDER_ID),
+        "model": "yandexgpt-lite",
+        "poll_interval": 0.05,
+    }
+    if server.ca_file:
+        values["ca_bundle"] = server.ca_file
+    other = ("iam_token", "oauth_token", "service_account_key", "service_account_key_file")
+    if "api_key" not in overrides and any(overrides.get(k) for k in other):
+        del values["api_key"]
+    values.update(overrides)
+    return YandexGPTConfig(**values)

@@ -1,0 +1,771 @@
+"""The YandexGPT provider (Yandex Cloud Foundation Models REST API).
+
+    from orchestrator_yandexgpt import YandexGPTConfig, YandexGPTProvider
+
+    provider = YandexGPTProvider(
+        YandexGPTConfig(name="yandex", api_key="...", folder_id="b1g...", model="yandexgpt-lite")
+    )
+    completion = await provider.chat([Message("user", "Hello")])
+
+Parameters: ``temperature`` must be within 0..1 (YandexGPT's range; larger values are
+rejected before any network call, never clamped), ``max_tokens`` is sent as the string
+``maxTokens``; ``top_p`` other than 1.0 and ``stop`` sequences are rejected because the API
+has no such options. With ``params=None`` the vendor's defaults apply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import ssl
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import anyio
+
+from orchestrator._secrets import get_logger
+from orchestrator.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderTimeoutError,
+    StreamError,
+)
+from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.types import (
+    Chunk,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Usage,
+    coerce_messages,
+)
+from orchestrator_yandexgpt.auth import (
+    ApiKeyAuth,
+    Credentials,
+    ExchangedIamAuth,
+    IamTokenAuth,
+    ServiceAccountKey,
+)
+from orchestrator_yandexgpt.config import (
+    CREDENTIAL_ENV_VARS,
+    DEFAULT_BASE_URL,
+    YandexGPTConfig,
+    resolve_settings,
+)
+from orchestrator_yandexgpt.errors import (
+    error_from_info,
+    error_from_response,
+    parse_error_body,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Token", "YandexGPTProvider", "cumulative_delta", "model_uri"]
+
+COMPLETION_PATH = "/foundationModels/v1/completion"
+COMPLETION_ASYNC_PATH = "/foundationModels/v1/completionAsync"
+TOKENIZE_PATH = "/foundationModels/v1/tokenize"
+TOKENIZE_COMPLETION_PATH = "/foundationModels/v1/tokenizeCompletion"
+EMBEDDING_PATH = "/foundationModels/v1/textEmbedding"
+
+_VERSIONS = ("latest", "rc", "deprecated")
+_SHORT_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/([A-Za-z0-9._-]+))?$")
+
+#: Alternative status -> finish reason. PARTIAL is not final; UNSPECIFIED says nothing.
+_FINISH: dict[str, FinishReason | None] = {
+    "ALTERNATIVE_STATUS_FINAL": "stop",
+    "ALTERNATIVE_STATUS_TRUNCATED_FINAL": "length",
+    "ALTERNATIVE_STATUS_CONTENT_FILTER": "content_filter",
+    "ALTERNATIVE_STATUS_TOOL_CALLS": "tool_calls",
+    "ALTERNATIVE_STATUS_UNSPECIFIED": None,
+}
+_FINAL_STATUSES = frozenset(s for s in _FINISH if s != "ALTERNATIVE_STATUS_UNSPECIFIED")
+
+
+def model_uri(model: str | None, folder_id: str) -> str:
+    """``gpt://<folder>/<model>/<version>`` for a short name; a full URI is kept as is.
+
+    Raises :class:`ConfigurationError` for a name that is neither.
+    """
+    name = (model or "yandexgpt-lite").strip()
+    if "://" in name:
+        return name
+    match = _SHORT_MODEL.match(name)
+    if match is None or (match.group(1) is not None and match.group(1) not in _VERSIONS):
+        raise ConfigurationError(
+            f"YandexGPT model {name!r} is not a model name: use a short name such as "
+            "'yandexgpt-lite', 'yandexgpt', 'llama-lite' or 'llama', optionally with "
+            "'/latest', '/rc' or '/deprecated', or a full 'gpt://<folder>/<model>/<version>' URI"
+        )
+    if match.group(1) is None:
+        name += "/latest"
+    return f"gpt://{folder_id}/{name}"
+
+
+def cumulative_delta(previous: str, current: str) -> str:
+    """The new text in ``current``, a cumulative text that must extend ``previous``.
+
+    Raises ``ValueError`` when ``current`` does not start with ``previous``.
+    """
+    if not current.startswith(previous):
+        raise ValueError("the cumulative text does not extend the text received so far")
+    return current[len(previous) :]
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One token of the tokenize endpoint's answer."""
+
+    id: int
+    text: str
+    special: bool = False
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _usage(data: Any) -> Usage | None:
+    if not isinstance(data, Mapping):
+        return None
+    details = data.get("completionTokensDetails")
+    reasoning = None
+    if isinstance(details, Mapping) and details.get("reasoningTokens") is not None:
+        reasoning = _int(details["reasoningTokens"])
+    return Usage(
+        prompt_tokens=_int(data.get("inputTextTokens")),
+        completion_tokens=_int(data.get("completionTokens")),
+        total_tokens=_int(data.get("totalTokens")),
+        reasoning_tokens=reasoning,
+    )
+
+
+def _endpoint_url(value: str) -> str:
+    """``YC_API_ENDPOINT`` as a URL: the SDK's ``host:443`` form becomes ``https://host``."""
+    value = value.strip()
+    if value and "://" not in value:
+        value = "https://" + value.removesuffix(":443")
+    return value.rstrip("/")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class _LineReader:
+    """Splits a byte stream into lines without nesting more async generators (a
+    half-consumed generator chain warns under trio when it is garbage collected)."""
+
+    __slots__ = ("_buffer", "_done", "_raw")
+
+    def __init__(self, raw: AsyncIterator[bytes]) -> None:
+        self._raw = raw
+        self._buffer = b""
+        self._done = False
+
+    async def next_line(self) -> str | None:
+        while b"\n" not in self._buffer:
+            if self._done:
+                if not self._buffer:
+                    return None
+                line, self._buffer = self._buffer, b""
+                return line.decode("utf-8", "replace")
+            try:
+                self._buffer += await anext(self._raw)
+            except StopAsyncIteration:
+                self._done = True
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", "replace")
+
+
+async def _finish(raw: AsyncIterator[bytes]) -> None:
+    """Run httpx's generator chain to its end after the response was closed, so no
+    half-consumed generator is left for the garbage collector."""
+    with anyio.move_on_after(1.0):
+        try:
+            while True:
+                await anext(raw)
+        except Exception:  # noqa: S110  (closed: any read error ends the chain, as wanted)
+            pass
+
+
+class YandexGPTProvider(BaseProvider):
+    """YandexGPT through the Foundation Models REST API (``llm.api.cloud.yandex.net``).
+
+    Credentials: an API key, an IAM token, or an IAM token exchanged from an OAuth token or a
+    service-account key (see :mod:`orchestrator_yandexgpt.auth`). Missing settings are read
+    from ``YC_*`` environment variables (:data:`orchestrator_yandexgpt.config.ENV_VARS`).
+    """
+
+    config_class: ClassVar[type[YandexGPTConfig]] = YandexGPTConfig
+    supports_chat: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+    emulator: ClassVar[str | None] = "orchestrator_yandexgpt.emulator:YandexGPTEmulator"
+
+    DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
+
+    config: YandexGPTConfig
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(config, transport=transport)
+        env = os.environ if environ is None else environ
+        settings = resolve_settings(self.config, env)
+        #: The folder the model lives in (config, ``YC_FOLDER_ID`` or the model URI).
+        self.folder_id = settings.folder_id
+        #: The full model URI sent as ``modelUri``.
+        self.model_uri = model_uri(self.config.model, settings.folder_id)
+        base = self.config.base_url or _endpoint_url(env.get("YC_API_ENDPOINT", ""))
+        self.base_url = (base or self.DEFAULT_BASE_URL).rstrip("/")
+        self.auth_mode = settings.auth
+        self.credentials = self._make_credentials(settings.auth, settings.credential)
+        send_folder = self.config.send_folder_header
+        self._send_folder = self.credentials.bearer if send_folder is None else send_folder
+
+    @classmethod
+    def config_from_env(
+        cls, name: str, environ: Mapping[str, str] | None = None
+    ) -> YandexGPTConfig | None:
+        """A config from the ``YC_*`` variables Yandex's SDK reads, or None when they hold
+        no credential (or no folder: a warning then says to set ``YC_FOLDER_ID``)."""
+        env = os.environ if environ is None else environ
+        if not any(env.get(variable, "").strip() for variable in CREDENTIAL_ENV_VARS):
+            return None
+        try:
+            settings = resolve_settings(YandexGPTConfig(name=name), env)
+        except ConfigurationError as exc:
+            get_logger("orchestrator.providers.yandexgpt").warning(
+                "YandexGPT credentials found in the environment but not used: %s", exc
+            )
+            return None
+        values: dict[str, Any] = {
+            "name": name,
+            "folder_id": settings.folder_id,
+            "auth": settings.auth,
+            settings.auth: settings.credential,
+        }
+        endpoint = env.get("YC_API_ENDPOINT", "").strip()
+        if endpoint:
+            values["base_url"] = _endpoint_url(endpoint)
+        return YandexGPTConfig(**values)
+
+    def _make_credentials(self, mode: str, credential: str) -> Credentials:
+        if mode == "api_key":
+            return ApiKeyAuth(credential)
+        if mode == "iam_token":
+            return IamTokenAuth(credential)
+        key = ServiceAccountKey(credential) if mode == "service_account_key" else None
+        return ExchangedIamAuth(
+            iam_url=self.config.iam_url,
+            refresh_interval=self.config.iam_refresh_interval,
+            oauth_token=credential if key is None else None,
+            service_account_key=key,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} name={self.config.name!r} model={self.model_uri!r} "
+            f"auth={self.auth_mode}>"
+        )
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def _create_http_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        verify: bool | ssl.SSLContext = self.config.verify_ssl
+        if self.config.verify_ssl and self.config.ca_bundle:
+            try:
+                verify = ssl.create_default_context(cafile=self.config.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigurationError(
+                    f"Cannot load the CA bundle {self.config.ca_bundle!r} ({exc}); point "
+                    "ca_bundle at a readable PEM file"
+                ) from None
+        return httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.config.timeout,
+            verify=verify,
+            transport=self._transport,
+            follow_redirects=False,
+        )
+
+    async def _headers(self) -> dict[str, str]:
+        headers = {
+            "Authorization": await self.credentials.authorization(self),
+            "x-client-request-id": str(uuid.uuid4()),
+        }
+        if self._send_folder:
+            headers["x-folder-id"] = self.folder_id
+        if not self.config.data_logging:
+            headers["x-data-logging-enabled"] = "false"
+        return headers
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        stream: bool = False,
+        what: str = "YandexGPT request",
+    ) -> tuple[httpx.Response, str]:
+        """Send one request; on 401 with refreshable credentials refresh once and resend.
+
+        Returns the successful response and its ``x-client-request-id``; raises the typed
+        error otherwise.
+        """
+        client = self.http_client()
+        for attempt in (1, 2):
+            headers = await self._headers()
+            request_id = headers["x-client-request-id"]
+            request = client.build_request(method, url, json=body, headers=headers)
+            response = await client.send(request, stream=stream)
+            self.logger.debug(
+                "%s: %s %s -> %d (x-client-request-id %s)",
+                self.name,
+                method,
+                request.url.path,
+                response.status_code,
+                request_id,
+            )
+            if response.status_code == 200:
+                return response, request_id
+            try:
+                if stream:
+                    await response.aread()
+            finally:
+                await response.aclose()
+            if (
+                response.status_code == 401
+                and attempt == 1
+                and self.credentials.invalidate(headers["Authorization"])
+            ):
+                self.logger.info(
+                    "%s: IAM token rejected (request %s); refreshing it", self.name, request_id
+                )
+                continue
+            raise error_from_response(
+                response.status_code,
+                response.content,
+                provider=self.name,
+                request_id=request_id,
+                retry_after=_retry_after(response),
+                what=what,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decode(self, response: httpx.Response, request_id: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderError(
+                "YandexGPT answered 200 with a body that is not JSON; check base_url",
+                provider=self.name,
+                status_code=response.status_code,
+                request_id=request_id,
+                transient=True,
+            ) from None
+
+    # -- request building ---------------------------------------------------------------
+
+    def validate_params(self, params: GenerationParams) -> None:
+        """Reject what YandexGPT cannot honour: temperature > 1, top_p, stop sequences."""
+        if params.temperature > 1.0:
+            raise InvalidRequestError(
+                f"YandexGPT accepts temperature from 0 to 1, got {params.temperature:g}; "
+                "pass temperature <= 1",
+                provider=self.name,
+            )
+        if params.top_p != 1.0:
+            raise InvalidRequestError(
+                f"YandexGPT has no top_p option (got {params.top_p:g}); leave top_p at 1.0",
+                provider=self.name,
+            )
+        if params.stop:
+            raise InvalidRequestError(
+                "YandexGPT has no stop-sequence option; leave stop unset",
+                provider=self.name,
+            )
+
+    def _messages(self, messages: Sequence[Message]) -> list[dict[str, str]]:
+        try:
+            checked = coerce_messages(messages)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(str(exc), provider=self.name) from None
+        return [{"role": m.role, "text": m.content} for m in checked]
+
+    def build_request(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        stream: bool = False,
+    ) -> dict[str, Any]:
+        """The JSON body of a completion request (validated; no network)."""
+        options: dict[str, Any] = {"stream": stream}
+        if params is not None:
+            self.validate_params(params)
+            options["temperature"] = params.temperature
+            options["maxTokens"] = str(params.max_tokens)
+        return {
+            "modelUri": self.model_uri,
+            "completionOptions": options,
+            "messages": self._messages(messages),
+        }
+
+    def _completion(
+        self, result: Any, request_id: str, started: float, response: httpx.Response
+    ) -> Completion:
+        try:
+            alternative = result["alternatives"][0]
+            text = str(alternative["message"].get("text") or "")
+            status = str(alternative.get("status") or "ALTERNATIVE_STATUS_UNSPECIFIED")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ProviderError(
+                "YandexGPT answered without alternatives[0].message; check base_url",
+                provider=self.name,
+                request_id=request_id,
+                transient=True,
+            ) from None
+        extra: dict[str, Any] = {"status": status, "model_uri": self.model_uri}
+        if result.get("modelVersion"):
+            extra["model_version"] = result["modelVersion"]
+        if response.headers.get("x-request-id"):
+            extra["server_request_id"] = response.headers["x-request-id"]
+        return Completion(
+            text=text,
+            provider=self.name,
+            model=self.model_uri,
+            finish_reason=_FINISH.get(status),
+            usage=_usage(result.get("usage")),
+            request_id=request_id,
+            latency=time.monotonic() - started,
+            extra=extra,
+        )
+
+    # -- the contract -------------------------------------------------------------------
+
+    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
+        """The answer to ``prompt``; a refusal (``CONTENT_FILTER``) raises
+        :class:`InvalidRequestError` instead of passing the refusal off as an answer."""
+        completion = await self.chat([Message("user", prompt)], params)
+        if completion.finish_reason == "content_filter":
+            raise InvalidRequestError(
+                "YandexGPT refused to answer this prompt (ALTERNATIVE_STATUS_CONTENT_FILTER); "
+                "rephrase it, or use chat() to see the refusal text",
+                provider=self.name,
+                request_id=completion.request_id,
+            )
+        return completion.text
+
+    async def chat(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> Completion:
+        """Complete a conversation; ``finish_reason`` tells a refusal or a cut-off apart."""
+        body = self.build_request(messages, params)
+
+        async def attempt() -> Completion:
+            started = time.monotonic()
+            response, request_id = await self._send("POST", COMPLETION_PATH, body=body)
+            data = self._decode(response, request_id)
+            result = data.get("result", data) if isinstance(data, dict) else data
+            return self._completion(result, request_id, started, response)
+
+        return await self._retry_with_backoff(attempt)
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> AsyncIterator[Chunk]:
+        """Stream an answer as deltas; the last chunk carries the finish reason and usage.
+
+        The API sends the whole text so far on every line; this yields only what is new.
+        A stream that ends before a final status raises :class:`StreamError`.
+        """
+        body = self.build_request(messages, params, stream=True)
+        response, request_id = await self._retry_with_backoff(
+            self._send, "POST", COMPLETION_PATH, body=body, stream=True
+        )
+        raw = response.aiter_raw()
+        try:
+            async with aclosing(self._deltas(raw, request_id)) as deltas:
+                async for chunk in deltas:
+                    yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+                await _finish(raw)
+
+    def _stream_error(self, message: str, request_id: str, received: str) -> StreamError:
+        return StreamError(
+            f"YandexGPT stream {message} after {len(received)} characters of text",
+            provider=self.name,
+            request_id=request_id,
+        )
+
+    async def _deltas(
+        self, raw: AsyncIterator[bytes], request_id: str
+    ) -> AsyncGenerator[Chunk, None]:
+        text = ""
+        lines = _LineReader(raw)
+        while True:
+            data = await self._next_line(lines, request_id)
+            if data is None:
+                break
+            info = parse_error_body(data) if "result" not in data else None
+            if info is not None:
+                raise error_from_info(
+                    info,
+                    status=None,
+                    provider=self.name,
+                    request_id=request_id,
+                    what="YandexGPT stream",
+                )
+            result = data.get("result", data)
+            try:
+                alternative = result["alternatives"][0]
+                current = str(alternative["message"].get("text") or "")
+                status = str(alternative.get("status") or "")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                raise self._stream_error(
+                    "sent a line without alternatives[0].message", request_id, text
+                ) from None
+            try:
+                delta = cumulative_delta(text, current)
+            except ValueError:
+                raise self._stream_error(
+                    "rewrote text it had already sent", request_id, text
+                ) from None
+            text = current
+            if status in _FINAL_STATUSES:
+                yield Chunk(
+                    delta=delta,
+                    provider=self.name,
+                    model=self.model_uri,
+                    finish_reason=_FINISH[status],
+                    usage=_usage(result.get("usage")),
+                    request_id=request_id,
+                )
+                # Read to the end of the body (the API closes it after the final line) so
+                # the connection goes back to the pool instead of being dropped.
+                with anyio.move_on_after(1.0):
+                    while await lines.next_line() is not None:
+                        pass
+                return
+            if delta:
+                yield Chunk(
+                    delta=delta,
+                    provider=self.name,
+                    model=self.model_uri,
+                    request_id=request_id,
+                )
+        raise self._stream_error(
+            "ended before a final status (the connection closed early)", request_id, text
+        )
+
+    async def _next_line(self, lines: _LineReader, request_id: str) -> dict[str, Any] | None:
+        """The next decoded NDJSON object, None at the end; failures as StreamError."""
+        import httpx
+
+        while True:
+            try:
+                line = await lines.next_line()
+            except httpx.TransportError as exc:
+                mapped = map_transport_error(exc, self.name)
+                detail = mapped.message if mapped is not None else str(exc)
+                raise StreamError(
+                    f"YandexGPT stream broke ({detail})",
+                    provider=self.name,
+                    request_id=request_id,
+                ) from exc
+            if line is None:
+                return None
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise StreamError(
+                    "YandexGPT stream sent a line that is not a JSON object",
+                    provider=self.name,
+                    request_id=request_id,
+                )
+            return data
+
+    # -- tokens, health, embeddings -----------------------------------------------------
+
+    async def tokenize(self, text: str) -> list[Token]:
+        """The model's tokens for ``text`` (a free call)."""
+        response, request_id = await self._retry_with_backoff(
+            self._send,
+            "POST",
+            TOKENIZE_PATH,
+            body={"modelUri": self.model_uri, "text": text},
+            what="YandexGPT tokenize",
+        )
+        return self._tokens(self._decode(response, request_id))
+
+    @staticmethod
+    def _tokens(data: Any) -> list[Token]:
+        tokens = data.get("tokens", []) if isinstance(data, dict) else []
+        return [
+            Token(_int(t.get("id")), str(t.get("text", "")), bool(t.get("special", False)))
+            for t in tokens
+            if isinstance(t, dict)
+        ]
+
+    async def count_tokens(
+        self, text_or_messages: str | Sequence[Message], params: GenerationParams | None = None
+    ) -> int:
+        """Tokens in a text, or in a whole conversation as the model will see it (free)."""
+        if isinstance(text_or_messages, str):
+            return len(await self.tokenize(text_or_messages))
+        body = self.build_request(text_or_messages, params)
+        response, request_id = await self._retry_with_backoff(
+            self._send, "POST", TOKENIZE_COMPLETION_PATH, body=body, what="YandexGPT tokenize"
+        )
+        return len(self._tokens(self._decode(response, request_id)))
+
+    async def health_check(self) -> bool:
+        """True when the free tokenize endpoint accepts the key, folder and model."""
+        try:
+            with anyio.fail_after(min(self.config.timeout, 10.0)):
+                await self._send(
+                    "POST",
+                    TOKENIZE_PATH,
+                    body={"modelUri": self.model_uri, "text": "ping"},
+                    what="YandexGPT health check",
+                )
+        except Exception as exc:
+            mapped = exc if isinstance(exc, ProviderError) else map_transport_error(exc, None)
+            self.logger.warning(
+                "%s: health check failed: %s: %s",
+                self.name,
+                type(exc).__name__,
+                mapped if mapped is not None else "timed out",
+            )
+            return False
+        return True
+
+    async def embed(self, text: str, *, kind: Literal["doc", "query"] = "doc") -> list[float]:
+        """An embedding of ``text`` (``text-search-doc`` or ``text-search-query``)."""
+        body = {
+            "modelUri": f"emb://{self.folder_id}/text-search-{kind}/latest",
+            "text": text,
+        }
+        response, request_id = await self._retry_with_backoff(
+            self._send, "POST", EMBEDDING_PATH, body=body, what="YandexGPT embedding"
+        )
+        data = self._decode(response, request_id)
+        return [float(x) for x in data.get("embedding", [])]
+
+    # -- async (batch, half price) completion ---------------------------------------------
+
+    def _operation_url(self, operation_id: str) -> str:
+        return f"{self.config.operation_url.rstrip('/')}/operations/{operation_id}"
+
+    async def submit_async(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> str:
+        """Start an asynchronous completion (half price); returns the operation id."""
+        body = self.build_request(messages, params)
+        response, request_id = await self._retry_with_backoff(
+            self._send, "POST", COMPLETION_ASYNC_PATH, body=body, what="YandexGPT async call"
+        )
+        data = self._decode(response, request_id)
+        if not isinstance(data, dict) or not data.get("id"):
+            raise ProviderError(
+                "completionAsync returned no operation id",
+                provider=self.name,
+                request_id=request_id,
+            )
+        return str(data["id"])
+
+    async def fetch_async(self, operation_id: str) -> Completion | None:
+        """The result of an async completion, or None while it is still running."""
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", operation_id):
+            raise InvalidRequestError(
+                f"{operation_id!r} is not an operation id", provider=self.name
+            )
+        started = time.monotonic()
+        response, request_id = await self._retry_with_backoff(
+            self._send,
+            "GET",
+            self._operation_url(operation_id),
+            what=f"YandexGPT operation {operation_id}",
+        )
+        data = self._decode(response, request_id)
+        if not isinstance(data, dict) or not data.get("done"):
+            return None
+        info = parse_error_body({"error": data["error"]}) if data.get("error") else None
+        if info is not None:
+            raise error_from_info(
+                info,
+                status=None,
+                provider=self.name,
+                request_id=request_id,
+                what=f"YandexGPT async completion {operation_id}",
+            )
+        completion = self._completion(data.get("response"), request_id, started, response)
+        extra = {**completion.extra, "operation_id": operation_id}
+        return Completion(
+            text=completion.text,
+            provider=completion.provider,
+            model=completion.model,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            request_id=completion.request_id,
+            latency=completion.latency,
+            extra=extra,
+        )
+
+    async def chat_async(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams | None = None,
+        *,
+        max_wait: float = 3600.0,
+    ) -> Completion:
+        """Submit an async completion and poll until it is done (every ``poll_interval``).
+
+        Raises :class:`ProviderTimeoutError` after ``max_wait`` seconds; the operation keeps
+        running and :meth:`fetch_async` can still collect it (results are kept 3 days).
+        """
+        operation_id = await self.submit_async(messages, params)
+        with anyio.move_on_after(max_wait):
+            while True:
+                completion = await self.fetch_async(operation_id)
+                if completion is not None:
+                    return completion
+                await anyio.sleep(self.config.poll_interval)
+        raise ProviderTimeoutError(
+            f"YandexGPT async completion {operation_id} was not done after {max_wait:g}s; "
+            "collect it later with fetch_async()",
+            provider=self.name,
+            transient=False,
+        )
