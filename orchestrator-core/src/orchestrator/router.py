@@ -84,6 +84,17 @@ class RequestInfo:
     started: float
 
 
+@dataclass(slots=True)
+class _Call:
+    """One router call: its validated input and what its attempts share."""
+
+    messages: tuple[Message, ...]
+    params: GenerationParams | None
+    hooks: Any  # the lifecycle hook relay, or None when no plugin listens
+    request: RequestInfo | None
+    attempts: list[Attempt]
+
+
 @dataclass(frozen=True, slots=True)
 class UsageEvent:
     """Tokens one provider consumed for one attempt, as the vendor reported them.
@@ -349,21 +360,18 @@ class Router:
 
         ``provider`` pins the request to one provider (no failover).
         """
-        msgs = coerce_messages(messages)
-        gen_params = _coerce_params(params)
+        call = self._start_call("chat", messages, params)
         plan = self._plan(provider)
-        hooks = self._lifecycle()
-        request = None
+        hooks = call.hooks
         if hooks is not None:
-            request = RequestInfo(next(_request_ids), "chat", msgs, gen_params, time.monotonic())
-            await self._emit(hooks, "on_request_start", request=request)
+            await self._emit(hooks, "on_request_start", request=call.request)
         deadline = self.deadline if deadline is None else deadline
         try:
             if deadline is None:
-                result = await self._chat(plan, msgs, gen_params, None, hooks, request)
+                result = await self._chat(call, plan, None)
             else:
                 with anyio.move_on_after(deadline) as scope:
-                    result = await self._chat(plan, msgs, gen_params, scope, hooks, request)
+                    result = await self._chat(call, plan, scope.deadline)
                 if scope.cancelled_caught:
                     raise DeadlineExceededError(
                         f"Request deadline of {deadline:g}s exceeded across retries and "
@@ -371,70 +379,68 @@ class Router:
                     )
         except Exception as exc:
             if hooks is not None:
-                await self._emit(hooks, "on_request_end", request=request, result=None, error=exc)
+                await self._emit(
+                    hooks, "on_request_end", request=call.request, result=None, error=exc
+                )
             raise
         if hooks is not None:
-            await self._emit(hooks, "on_request_end", request=request, result=result, error=None)
+            await self._emit(
+                hooks, "on_request_end", request=call.request, result=result, error=None
+            )
         return result
 
-    async def _chat(
+    def _start_call(
         self,
-        plan: list[ProviderSlot],
-        msgs: tuple[Message, ...],
-        params: GenerationParams | None,
-        scope: anyio.CancelScope | None,
-        hooks: Any,
-        request: RequestInfo | None,
-    ) -> Completion:
-        attempts: list[Attempt] = []
+        kind: Literal["chat", "stream"],
+        messages: MessagesInput,
+        params: GenerationParams | Mapping[str, Any] | None,
+    ) -> _Call:
+        """Validate the input (before any network call) and gather what attempts share."""
+        msgs = coerce_messages(messages)
+        gen_params = _coerce_params(params)
+        hooks = self._lifecycle()
+        request = None
+        if hooks is not None:
+            request = RequestInfo(next(_request_ids), kind, msgs, gen_params, time.monotonic())
+        return _Call(msgs, gen_params, hooks, request, [])
+
+    async def _chat(self, call: _Call, plan: list[ProviderSlot], until: float | None) -> Completion:
         token = retries_managed_by_caller.set(True)
         try:
             if self.hedge_after is not None and len(plan) > 1:
-                result = await self._hedged(plan[:2], msgs, params, scope, hooks, request, attempts)
+                result = await self._hedged(call, plan[0], plan[1], until)
                 if result is not None:
                     return result
                 plan = plan[2:]
             for index, slot in enumerate(plan):
-                result = await self._try_provider(
-                    slot, msgs, params, scope, hooks, request, attempts
-                )
+                result = await self._try_provider(call, slot, until)
                 if result is not None:
                     return result
-                if hooks is not None and index + 1 < len(plan):
+                if call.hooks is not None and index + 1 < len(plan):
                     await self._emit(
-                        hooks,
+                        call.hooks,
                         "on_fallback",
-                        request=request,
+                        request=call.request,
                         from_provider=slot.name,
-                        error=attempts[-1].error,
+                        error=call.attempts[-1].error,
                     )
-            held = self._held_provider({a.provider for a in attempts}, scope)
+            held = self._held_provider({a.provider for a in call.attempts}, until)
             if held is not None:
                 slot, wait = held
                 logger.info("waiting %.2fs for %s's Retry-After to pass", wait, slot.name)
                 await anyio.sleep(wait)
-                result = await self._try_provider(
-                    slot, msgs, params, scope, hooks, request, attempts
-                )
+                result = await self._try_provider(call, slot, until)
                 if result is not None:
                     return result
         finally:
             retries_managed_by_caller.reset(token)
-        raise AllProvidersFailedError(attempts)
+        raise AllProvidersFailedError(call.attempts)
 
     async def _hedged(
-        self,
-        pair: list[ProviderSlot],
-        msgs: tuple[Message, ...],
-        params: GenerationParams | None,
-        scope: anyio.CancelScope | None,
-        hooks: Any,
-        request: RequestInfo | None,
-        attempts: list[Attempt],
+        self, call: _Call, primary: ProviderSlot, backup: ProviderSlot, until: float | None
     ) -> Completion | None:
-        """Ask ``pair[0]``; if it has not answered after the hedge delay (or failed), ask
-        ``pair[1]`` too. The first answer wins and the other call is cancelled."""
-        primary, backup = pair
+        """Ask ``primary``; if it has not answered after the hedge delay (or failed), ask
+        ``backup`` too. The first answer wins and the other call is cancelled."""
         if self.hedge_after == "p95":
             delay = primary.stats.percentile(0.95) or 1.0
         else:
@@ -445,9 +451,7 @@ class Router:
         async with anyio.create_task_group() as tg:
 
             async def run(slot: ProviderSlot) -> None:
-                result = await self._try_provider(
-                    slot, msgs, params, scope, hooks, request, attempts
-                )
+                result = await self._try_provider(call, slot, until)
                 if result is not None and not winner:
                     winner.append(result)
                     tg.cancel_scope.cancel()
@@ -486,96 +490,56 @@ class Router:
         return None
 
     async def _try_provider(
-        self,
-        slot: ProviderSlot,
-        msgs: tuple[Message, ...],
-        params: GenerationParams | None,
-        scope: anyio.CancelScope | None,
-        hooks: Any,
-        request: RequestInfo | None,
-        attempts: list[Attempt],
+        self, call: _Call, slot: ProviderSlot, until: float | None
     ) -> Completion | None:
         """Attempt one provider with retries; its Completion, or None after recording why not."""
         provider = slot.provider
         name = provider.config.name
-        if params is not None:
-            try:
-                provider.validate_params(params)
-            except ProviderError as exc:
-                attempts.append(Attempt(name, provider._stamp(exc), 0))
-                return None
+        if not self._accepts(call, slot):
+            return None
         policy = provider.retry_policy()
-        estimate = _estimate_tokens(msgs) if slot.limits is not None else 0
+        estimate = _estimate_tokens(call.messages) if slot.limits is not None else 0
         attempt = 0
         while True:
             attempt += 1
-            refused = await self._acquire_limit(
-                slot, estimate, None if scope is None else scope.deadline
-            )
-            if refused is not None:
-                attempts.append(
-                    Attempt(
-                        name,
-                        RateLimitError(f"local limit {refused} reached", provider=name),
-                        attempt,
-                    )
-                )
+            if not await self._begin_attempt(call, slot, attempt, estimate, until):
                 return None
-            if hooks is not None:
-                await self._emit(
-                    hooks, "on_attempt_start", request=request, provider=name, attempt=attempt
-                )
-            self._admit(slot)
-            stats = slot.stats
-            stats.in_flight += 1
             actual_tokens: int | None = None
             started = time.perf_counter()
             try:
                 if slot.timeout is None:
-                    completion = await provider.chat(msgs, params)
+                    completion = await provider.chat(call.messages, call.params)
                 else:
                     with anyio.move_on_after(slot.timeout) as attempt_scope:
-                        completion = await provider.chat(msgs, params)
+                        completion = await provider.chat(call.messages, call.params)
                     if attempt_scope.cancelled_caught:
                         raise ProviderTimeoutError(
                             f"Attempt timeout of {slot.timeout:g}s fired; raise "
                             "add_provider(timeout=...) if the model needs longer",
                             provider=name,
                         )
-            except ProviderError as exc:
-                error: ProviderError = provider._stamp(exc)
-            except Exception as exc:
-                mapped = map_transport_error(exc, name)
-                if mapped is None:
-                    slot.breaker.on_cancel()
+            except BaseException as exc:
+                error = self._as_provider_error(slot, exc)
+                if error is None:
                     raise
-                mapped.__cause__ = exc
-                error = mapped
-            except BaseException:
-                slot.breaker.on_cancel()
-                raise
             else:
                 latency = time.perf_counter() - started
-                stats.record_success(latency)
+                slot.stats.record_success(latency)
                 slot.breaker.on_success()
                 usage = completion.usage
                 actual_tokens = usage.total_tokens if usage is not None else None
-                cost = (
-                    self._account(slot, usage, completion.model)
-                    if (slot.prices is not None or usage is not None)
-                    else None
-                )
+                cost = self._account(slot, usage, completion.model)
                 completion = replace(
                     completion,
                     provider=name,
                     latency=completion.latency or latency,
                     cost=cost if completion.cost is None else completion.cost,
                 )
-                if hooks is not None:
+                if call.hooks is not None:
                     await self._emit(
-                        hooks,
+                        call.hooks,
                         "on_attempt_success",
-                        request=request,
+                        request=call.request,
                         provider=name,
                         attempt=attempt,
                         latency=latency,
@@ -593,44 +557,122 @@ class Router:
                     )
                 return completion
             finally:
-                stats.in_flight -= 1
-                if slot.limits is not None:
-                    slot.limits.release(estimate, actual_tokens)
-            elapsed = time.perf_counter() - started
-            stats.record_failure(error)
-            slot.breaker.on_failure(error)
-            attempts.append(Attempt(name, error, attempt, elapsed))
-            if hooks is not None:
-                await self._emit(
-                    hooks,
-                    "on_attempt_error",
-                    request=request,
-                    provider=name,
-                    attempt=attempt,
-                    latency=elapsed,
-                    error=error,
-                )
-            delay = self._retry_delay(slot, policy, attempt, error)
-            if delay is None or not self._fits(scope, delay):
-                logger.info("%s failed (%s); failing over", name, error)
-                return None
-            logger.info(
-                "%s failed (%s); retry %d in %.2fs", name, type(error).__name__, attempt, delay
+                self._end_attempt(slot, estimate, actual_tokens)
+            delay = await self._attempt_failed(
+                call, slot, policy, attempt, error, time.perf_counter() - started, until
             )
-            if hooks is not None:
-                await self._emit(
-                    hooks,
-                    "on_retry",
-                    request=request,
-                    provider=name,
-                    attempt=attempt,
-                    delay=delay,
-                    error=error,
-                )
+            if delay is None:
+                return None
             await anyio.sleep(delay)
 
+    # -- what every attempt does, chat or stream -------------------------------------------
+
+    @staticmethod
+    def _accepts(call: _Call, slot: ProviderSlot) -> bool:
+        """Whether the provider accepts the parameters (checked before any network call)."""
+        if call.params is None:
+            return True
+        try:
+            slot.provider.validate_params(call.params)
+        except ProviderError as exc:
+            call.attempts.append(Attempt(slot.name, slot.provider._stamp(exc), 0))
+            return False
+        return True
+
+    async def _begin_attempt(
+        self, call: _Call, slot: ProviderSlot, attempt: int, estimate: int, until: float | None
+    ) -> bool:
+        """Reserve room under the provider's limits and count the attempt in flight.
+
+        False (and the refusal recorded as a RateLimitError attempt) when a limit refused.
+        """
+        refused = await self._acquire_limit(slot, estimate, until)
+        if refused is not None:
+            error = RateLimitError(f"local limit {refused} reached", provider=slot.name)
+            call.attempts.append(Attempt(slot.name, error, attempt))
+            return False
+        if call.hooks is not None:
+            await self._emit(
+                call.hooks,
+                "on_attempt_start",
+                request=call.request,
+                provider=slot.name,
+                attempt=attempt,
+            )
+        if not slot.breaker.acquire():
+            # Planned providers were admitted; one whose breaker closed in on it since (or
+            # the last resort while all are open) still goes, as a probe.
+            slot.breaker.force_acquire()
+        slot.stats.in_flight += 1
+        return True
+
+    @staticmethod
+    def _end_attempt(slot: ProviderSlot, estimate: int, actual_tokens: int | None) -> None:
+        slot.stats.in_flight -= 1
+        if slot.limits is not None:
+            slot.limits.release(estimate, actual_tokens)
+
+    @staticmethod
+    def _as_provider_error(slot: ProviderSlot, exc: BaseException) -> ProviderError | None:
+        """The typed error for a failed attempt; None for what must propagate unchanged
+        (a plugin's bug, a cancellation), after telling the breaker the attempt ended."""
+        if isinstance(exc, ProviderError):
+            return slot.provider._stamp(exc)
+        mapped = map_transport_error(exc, slot.name) if isinstance(exc, Exception) else None
+        if mapped is None:
+            slot.breaker.on_cancel()
+            return None
+        mapped.__cause__ = exc
+        return mapped
+
+    async def _attempt_failed(
+        self,
+        call: _Call,
+        slot: ProviderSlot,
+        policy: RetryPolicy,
+        attempt: int,
+        error: ProviderError,
+        elapsed: float,
+        until: float | None,
+    ) -> float | None:
+        """Record a failed attempt; seconds to wait before retrying it, or None to move on."""
+        name = slot.name
+        slot.stats.record_failure(error)
+        slot.breaker.on_failure(error)
+        call.attempts.append(Attempt(name, error, attempt, elapsed))
+        hooks = call.hooks
+        if hooks is not None:
+            await self._emit(
+                hooks,
+                "on_attempt_error",
+                request=call.request,
+                provider=name,
+                attempt=attempt,
+                latency=elapsed,
+                error=error,
+            )
+        delay = None
+        # Retry only transient errors, and not once the breaker opened ("stop asking").
+        if error.transient and slot.breaker.state != "open":
+            delay = policy.delay(attempt, error.retry_after)
+        if delay is None or (until is not None and anyio.current_time() + delay >= until):
+            logger.info("%s failed (%s); failing over", name, error)
+            return None
+        logger.info("%s failed (%s); retry %d in %.2fs", name, type(error).__name__, attempt, delay)
+        if hooks is not None:
+            await self._emit(
+                hooks,
+                "on_retry",
+                request=call.request,
+                provider=name,
+                attempt=attempt,
+                delay=delay,
+                error=error,
+            )
+        return delay
+
     def _held_provider(
-        self, tried: set[str], scope: anyio.CancelScope | None
+        self, tried: set[str], until: float | None
     ) -> tuple[ProviderSlot, float] | None:
         """After every planned provider failed: one that was skipped only because of a
         ``Retry-After`` hold short enough to wait for (within its ``backoff_max`` and the
@@ -644,36 +686,12 @@ class Router:
                 or slot.breaker.state == "open"
                 or slot.over_budget()
                 or wait > slot.provider.config.backoff_max
-                or not self._fits(scope, wait)
+                or (until is not None and anyio.current_time() + wait >= until)
             ):
                 continue
             if best is None or wait < best[1]:
                 best = (slot, wait)
         return best
-
-    @staticmethod
-    def _admit(slot: ProviderSlot) -> None:
-        # Planned providers were admitted; if a breaker closed in on it since (or it is the
-        # last resort while all are open), the request still goes as a probe.
-        if not slot.breaker.acquire():
-            slot.breaker.force_acquire()
-
-    @staticmethod
-    def _retry_delay(
-        slot: ProviderSlot, policy: RetryPolicy, attempt: int, error: ProviderError
-    ) -> float | None:
-        """Seconds before retrying the same provider, or None to fail over now."""
-        if not error.transient:
-            return None
-        delay = policy.delay(attempt, error.retry_after)
-        # A breaker that just opened means "stop asking this provider".
-        if delay is None or slot.breaker.state == "open":
-            return None
-        return delay
-
-    @staticmethod
-    def _fits(scope: anyio.CancelScope | None, delay: float) -> bool:
-        return scope is None or anyio.current_time() + delay < scope.deadline
 
     # -- streaming ------------------------------------------------------------------------
 
@@ -705,26 +723,20 @@ class Router:
         Fails over only before the first text is yielded. Close it early with
         ``contextlib.aclosing`` so the connection is released at once.
         """
-        msgs = coerce_messages(messages)
-        gen_params = _coerce_params(params)
+        call = self._start_call("stream", messages, params)
         plan = self._plan(provider)
-        hooks = self._lifecycle()
-        request = None
+        hooks = call.hooks
         if hooks is not None:
-            request = RequestInfo(next(_request_ids), "stream", msgs, gen_params, time.monotonic())
-            await self._emit(hooks, "on_request_start", request=request)
+            await self._emit(hooks, "on_request_start", request=call.request)
         deadline = self.deadline if deadline is None else deadline
-        ends_at = None if deadline is None else anyio.current_time() + deadline
-        attempts: list[Attempt] = []
+        until = None if deadline is None else anyio.current_time() + deadline
         error_out: BaseException | None = None
         try:
             for index, slot in enumerate(plan):
-                committed = await self._open_stream(
-                    slot, msgs, gen_params, ends_at, hooks, request, attempts
-                )
+                committed = await self._open_stream(call, slot, until)
                 if committed is not None:
                     stream, first, started, estimate = committed
-                    rest = self._rest(slot, stream, first, started, ends_at, estimate)
+                    rest = self._rest(slot, stream, first, started, until, estimate)
                     async with contextlib.aclosing(rest):
                         async for chunk in rest:
                             yield chunk
@@ -733,17 +745,17 @@ class Router:
                     await self._emit(
                         hooks,
                         "on_fallback",
-                        request=request,
+                        request=call.request,
                         from_provider=slot.name,
-                        error=attempts[-1].error,
+                        error=call.attempts[-1].error,
                     )
             if deadline is not None and any(
-                isinstance(a.error, DeadlineExceededError) for a in attempts
+                isinstance(a.error, DeadlineExceededError) for a in call.attempts
             ):
                 raise DeadlineExceededError(
                     f"Request deadline of {deadline:g}s exceeded before the stream started"
                 )
-            raise AllProvidersFailedError(attempts)
+            raise AllProvidersFailedError(call.attempts)
         except BaseException as exc:
             error_out = exc
             raise
@@ -753,142 +765,85 @@ class Router:
                     await self._emit(
                         hooks,
                         "on_request_end",
-                        request=request,
+                        request=call.request,
                         result=None,
                         error=error_out if isinstance(error_out, Exception) else None,
                     )
 
     async def _open_stream(
-        self,
-        slot: ProviderSlot,
-        msgs: tuple[Message, ...],
-        params: GenerationParams | None,
-        ends_at: float | None,
-        hooks: Any,
-        request: RequestInfo | None,
-        attempts: list[Attempt],
+        self, call: _Call, slot: ProviderSlot, until: float | None
     ) -> tuple[AsyncIterator[Chunk], Chunk, float, int] | None:
         """Start streams on ``slot`` (with retries) until one yields text; None if it never does."""
-        prov = slot.provider
-        name = prov.config.name
-        if params is not None:
-            try:
-                prov.validate_params(params)
-            except ProviderError as exc:
-                attempts.append(Attempt(name, prov._stamp(exc), 0))
-                return None
-        policy = prov.retry_policy()
-        estimate = _estimate_tokens(msgs) if slot.limits is not None else 0
+        if not self._accepts(call, slot):
+            return None
+        policy = slot.provider.retry_policy()
+        estimate = _estimate_tokens(call.messages) if slot.limits is not None else 0
         attempt = 0
         while True:
             attempt += 1
-            refused = await self._acquire_limit(slot, estimate, ends_at)
-            if refused is not None:
-                attempts.append(
-                    Attempt(
-                        name,
-                        RateLimitError(f"local limit {refused} reached", provider=name),
-                        attempt,
-                    )
-                )
+            if not await self._begin_attempt(call, slot, attempt, estimate, until):
                 return None
-            if hooks is not None:
-                await self._emit(
-                    hooks, "on_attempt_start", request=request, provider=name, attempt=attempt
-                )
-            self._admit(slot)
-            slot.stats.in_flight += 1
             started = time.perf_counter()
-            stream = prov.stream(msgs, params)
+            stream = slot.provider.stream(call.messages, call.params)
             try:
-                first = await self._first_text(slot, stream, ends_at)
-            except ProviderError as exc:
-                error: ProviderError = prov._stamp(exc)
-            except Exception as exc:
-                mapped = map_transport_error(exc, name)
-                if mapped is None:
-                    await self._release(slot, stream, estimate)
+                first = await self._first_text(slot, stream, until)
+            except BaseException as exc:
+                await self._close(slot, stream)
+                self._end_attempt(slot, estimate, None)
+                error = self._as_provider_error(slot, exc)
+                if error is None:
                     raise
-                mapped.__cause__ = exc
-                error = mapped
-            except BaseException:
-                await self._release(slot, stream, estimate)
-                raise
             else:
                 latency = time.perf_counter() - started
                 slot.stats.record_first_chunk(latency)
-                if hooks is not None:
+                if call.hooks is not None:
                     await self._emit(
-                        hooks,
+                        call.hooks,
                         "on_stream_first_chunk",
-                        request=request,
-                        provider=name,
+                        request=call.request,
+                        provider=slot.name,
                         latency=latency,
                     )
                 return stream, first, started, estimate
-            await self._release(slot, stream, estimate)
-            elapsed = time.perf_counter() - started
-            slot.stats.record_failure(error)
-            slot.breaker.on_failure(error)
-            attempts.append(Attempt(name, error, attempt, elapsed))
-            if hooks is not None:
-                await self._emit(
-                    hooks,
-                    "on_attempt_error",
-                    request=request,
-                    provider=name,
-                    attempt=attempt,
-                    latency=elapsed,
-                    error=error,
-                )
-            delay = self._retry_delay(slot, policy, attempt, error)
-            if delay is None or (ends_at is not None and anyio.current_time() + delay >= ends_at):
+            delay = await self._attempt_failed(
+                call, slot, policy, attempt, error, time.perf_counter() - started, until
+            )
+            if delay is None:
                 return None
-            if hooks is not None:
-                await self._emit(
-                    hooks,
-                    "on_retry",
-                    request=request,
-                    provider=name,
-                    attempt=attempt,
-                    delay=delay,
-                    error=error,
-                )
             await anyio.sleep(delay)
 
     @staticmethod
-    async def _next(stream: AsyncIterator[Chunk], ends_at: float | None, name: str) -> Chunk:
+    async def _next(stream: AsyncIterator[Chunk], until: float | None, name: str) -> Chunk:
         token = retries_managed_by_caller.set(True)
         try:
-            if ends_at is None:
+            if until is None:
                 return await stream.__anext__()
-            with anyio.move_on_after(ends_at - anyio.current_time()):
+            with anyio.move_on_after(until - anyio.current_time()):
                 return await stream.__anext__()
             raise DeadlineExceededError("Request deadline exceeded while streaming", provider=name)
         finally:
             retries_managed_by_caller.reset(token)
 
     async def _first_text(
-        self, slot: ProviderSlot, stream: AsyncIterator[Chunk], ends_at: float | None
+        self, slot: ProviderSlot, stream: AsyncIterator[Chunk], until: float | None
     ) -> Chunk:
         """Read until the first chunk with text or a finish (empty chunks are not delivered)."""
         name = slot.name
         limit = slot.first_chunk_timeout
-        until = ends_at
+        first_until = until
         if limit is not None:
-            first_deadline = anyio.current_time() + limit
-            until = first_deadline if until is None else min(until, first_deadline)
+            first_until = anyio.current_time() + limit
+            if until is not None:
+                first_until = min(until, first_until)
         while True:
             try:
-                chunk = await self._next(stream, until, name)
+                chunk = await self._next(stream, first_until, name)
             except StopAsyncIteration:
                 raise StreamError(
                     "Stream ended before any text or final chunk", provider=name
                 ) from None
             except DeadlineExceededError:
-                if limit is not None and (
-                    ends_at is None or (until is not None and until < ends_at)
-                ):
+                if first_until != until:  # the first-chunk limit fired, not the deadline
                     raise ProviderTimeoutError(
                         f"First-chunk timeout of {limit:g}s fired: no text yet; "
                         "raise first_chunk_timeout if this model thinks long",
@@ -904,7 +859,7 @@ class Router:
         stream: AsyncIterator[Chunk],
         first: Chunk,
         started: float,
-        ends_at: float | None,
+        until: float | None,
         estimate: int,
     ) -> AsyncGenerator[Chunk, None]:
         name = slot.provider.config.name
@@ -930,34 +885,29 @@ class Router:
                     # Drain so the provider can close its response cleanly.
                     while True:
                         try:
-                            await self._next(stream, ends_at, name)
+                            await self._next(stream, until, name)
                         except StopAsyncIteration:
                             break
                     break
                 yield chunk
                 try:
-                    chunk = await self._next(stream, ends_at, name)
+                    chunk = await self._next(stream, until, name)
                 except StopAsyncIteration:
                     raise StreamInterruptedError(
                         "Stream ended without a final chunk (truncated)",
                         provider=name,
                         partial_text="".join(received),
                     ) from None
-                except ProviderError as exc:
-                    raise StreamInterruptedError(
-                        f"Stream from {name} failed after text was delivered: {exc.message}",
-                        provider=name,
-                        request_id=exc.request_id,
-                        status_code=exc.status_code,
-                        partial_text="".join(received),
-                    ) from exc
                 except Exception as exc:
-                    mapped = map_transport_error(exc, name)
-                    if mapped is None:
+                    cause = exc if isinstance(exc, ProviderError) else None
+                    cause = cause or map_transport_error(exc, name)
+                    if cause is None:
                         raise
                     raise StreamInterruptedError(
-                        f"Stream from {name} failed after text was delivered: {mapped.message}",
+                        f"Stream from {name} failed after text was delivered: {cause.message}",
                         provider=name,
+                        request_id=cause.request_id,
+                        status_code=cause.status_code,
                         partial_text="".join(received),
                     ) from exc
         except BaseException as exc:
@@ -976,7 +926,8 @@ class Router:
                         )
             raise
         finally:
-            await self._release(slot, stream, estimate, usage.total_tokens if usage else None)
+            await self._close(slot, stream)
+            self._end_attempt(slot, estimate, usage.total_tokens if usage else None)
         if finished:
             slot.stats.record_success(time.perf_counter() - started)
             slot.breaker.on_success()
@@ -986,12 +937,8 @@ class Router:
                 )
 
     @staticmethod
-    async def _release(
-        slot: ProviderSlot,
-        stream: AsyncIterator[Chunk],
-        estimate: int,
-        actual_tokens: int | None = None,
-    ) -> None:
+    async def _close(slot: ProviderSlot, stream: AsyncIterator[Chunk]) -> None:
+        """Close a provider's stream (its HTTP response), even while being cancelled."""
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             with anyio.CancelScope(shield=True):
@@ -999,9 +946,6 @@ class Router:
                     await aclose()
                 except Exception:  # a provider failing while closing must not mask the cause
                     logger.debug("closing %s stream failed", slot.name, exc_info=True)
-        slot.stats.in_flight -= 1
-        if slot.limits is not None:
-            slot.limits.release(estimate, actual_tokens)
 
     # -- construction from settings ----------------------------------------------------
 
