@@ -2,12 +2,49 @@
 
 - :class:`LoopbackServer` serves an ASGI app (a vendor emulator, a scripted fake) on a real
   loopback socket, over HTTP or HTTPS.
+- :class:`ProviderContract` is the provider contract kit: subclass it in ~10 lines to run
+  the standard tests against your provider (see :mod:`orchestrator.testing.contract`).
+- :class:`FakeOpenAIServer` is a scriptable OpenAI-compatible chat API (a
+  :class:`ScriptableApp`), the kit's default server.
+- The pytest plugin (loaded automatically) adds the ``loopback_server``,
+  ``fake_openai_server`` and ``plugin_registry`` fixtures.
 
 Needs the ``testing`` extra: ``pip install "orchestrator-core[testing]"``.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.testing.scripting import ScriptableApp
 from orchestrator.testing.server import LoopbackServer
 
-__all__ = ["LoopbackServer"]
+if TYPE_CHECKING:
+    from orchestrator.testing.contract import ProviderContract, StandardTestRemovedError
+    from orchestrator.testing.fake import FakeOpenAIServer
+
+__all__ = [
+    "LoopbackServer",
+    "ScriptableApp",
+    "ProviderContract",
+    "StandardTestRemovedError",
+    "FakeOpenAIServer",
+]
+
+# Imported on first use: the kit imports pytest, and this package is imported by the pytest
+# plugin that every project with orchestrator-core installed loads.
+_LAZY = {
+    "ProviderContract": "orchestrator.testing.contract",
+    "StandardTestRemovedError": "orchestrator.testing.contract",
+    "FakeOpenAIServer": "orchestrator.testing.fake",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

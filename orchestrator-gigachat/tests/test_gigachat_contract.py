@@ -1,0 +1,19 @@
+"""The orchestrator's provider contract kit, run against the GigaChat emulator."""
+
+from __future__ import annotations
+
+from orchestrator.testing import LoopbackServer, ProviderContract, ScriptableApp
+from orchestrator_gigachat import GigaChatProvider
+from orchestrator_gigachat.config import GigaChatConfig
+from orchestrator_gigachat.emulator import GigaChatEmulator, config_for
+
+
+class TestGigaChatContract(ProviderContract):
+    provider_class = GigaChatProvider
+    entry_point = "gigachat"
+
+    def make_app(self) -> ScriptableApp:
+        return GigaChatEmulator()
+
+    def make_config(self, server: LoopbackServer) -> GigaChatConfig:
+        return config_for(server)
