@@ -87,21 +87,3 @@ def test_errors_page_documents_every_error() -> None:
             assert f"### `{name}`" in text, f"{name} is not documented in docs/errors.md"
             assert name in text.split("## Reference")[0], f"{name} is missing from the tree"
 
-
-@pytest.mark.slow
-def test_site_builds_strict(tmp_path: Path) -> None:
-    """The nox `docs` session's build, when mkdocs-material is installed here too."""
-    pytest.importorskip("material", reason="needs mkdocs-material (the nox docs session)")
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert result.returncode == 0, result.stderr
