@@ -126,3 +126,27 @@ async def test_cancel_releases_the_connection(server: LoopbackServer) -> None:
         await provider.http_client().post("/slow", json={})
     await provider.aclose()
     assert _eventually_zero(server)
+
+
+def test_mock_provider_survives_event_loops() -> None:
+    """Issue-8 scenarios for the built-in mock: threads, sequential asyncio.run, trio then
+    asyncio, streams included."""
+    from orchestrator.providers import MockProvider
+
+    provider = MockProvider(ProviderConfig(name="mock"))
+    router = Router()
+    router.add_provider(provider)
+
+    async def both(i: int) -> str:
+        streamed = "".join([t async for t in router.route_stream(f"s{i}")])
+        assert streamed == f"Mock response to: s{i}"
+        return await router.route(f"n{i}")
+
+    with ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda i: asyncio.run(both(i)), range(20)))
+    assert results == [f"Mock response to: n{i}" for i in range(20)]
+    assert [asyncio.run(both(i)) for i in range(10)] == [
+        f"Mock response to: n{i}" for i in range(10)
+    ]
+    assert trio.run(both, 1) == asyncio.run(both(1))
+    assert router.stats()["providers"]["mock"]["in_flight"] == 0
