@@ -6,10 +6,15 @@ template (plugin-template self-test), demo, docs, bench (not default: timing fig
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
 import nox
+
+# uv trusts its bundled roots by default; the system store also holds corporate/proxy CAs
+# that pip already honours, so sessions install wherever pip can.
+os.environ.setdefault("UV_NATIVE_TLS", "1")
 
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
