@@ -75,3 +75,19 @@ async def test_failover_between_vendors_and_a_cut_stream_is_never_mixed(
     expected = (await router.chat("Tell me a story about routers", provider="gigachat")).text
     assert expected.startswith("".join(received))  # only GigaChat's own text was delivered
     await router.aclose()
+
+
+async def test_stream_hedge_over_http_releases_the_losing_connection(
+    servers: tuple[LoopbackServer, LoopbackServer],
+) -> None:
+    giga, ya = servers
+    ya.app.latency = 30  # YandexGPT hangs before its first line; GigaChat answers
+    router = Router(strategy="first-available", hedge_after=0.1)
+    router.add_provider(YandexGPTProvider(yandex_config(ya, max_retries=0)))
+    router.add_provider(GigaChatProvider(gigachat_config(giga, max_retries=0)))
+    with anyio.fail_after(10):
+        chunks = [c async for c in router.chat_stream("Hello there")]
+    assert {c.provider for c in chunks} == {"gigachat"}
+    assert chunks[-1].finish_reason == "stop"
+    assert eventually(lambda: ya.open_connections == 0)
+    await router.aclose()

@@ -421,3 +421,14 @@ async def test_provider_held_by_retry_after_is_awaited_when_all_others_fail() ->
     # Second request: "held" is skipped while held, "down" fails, so the router waits out
     # the remaining hold and asks "held" rather than giving up.
     assert (await router.chat("x")).provider == "held"
+
+
+async def test_stream_hedge_takes_the_first_text_and_closes_the_loser() -> None:
+    router = Router(strategy="first-available", hedge_after=0.05)
+    router.add_provider(mock("slow", latency=5))
+    router.add_provider(mock("fast"))
+    with anyio.fail_after(3):
+        chunks = [c async for c in router.chat_stream("one two")]
+    assert {c.provider for c in chunks} == {"fast"}
+    assert "".join(c.delta for c in chunks) == "Mock response to: one two"
+    assert router.stats()["providers"]["slow"]["in_flight"] == 0

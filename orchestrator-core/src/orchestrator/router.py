@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
@@ -69,6 +69,10 @@ LIFECYCLE_HOOKS = (
     "on_stream_first_chunk",
     "on_request_end",
 )
+T = TypeVar("T")
+#: An opened stream: the provider's iterator, its first text chunk, when the attempt
+#: started (perf_counter), and the token estimate reserved under the provider's limits.
+_Opened = tuple[AsyncIterator[Chunk], Chunk, float, int]
 #: How often a request waiting for a provider's limit re-checks it.
 _LIMIT_POLL = 0.005
 
@@ -407,54 +411,81 @@ class Router:
     async def _chat(self, call: _Call, plan: list[ProviderSlot], until: float | None) -> Completion:
         token = retries_managed_by_caller.set(True)
         try:
-            if self.hedge_after is not None and len(plan) > 1:
-                result = await self._hedged(call, plan[0], plan[1], until)
-                if result is not None:
-                    return result
-                plan = plan[2:]
-            for index, slot in enumerate(plan):
-                result = await self._try_provider(call, slot, until)
-                if result is not None:
-                    return result
-                if call.hooks is not None and index + 1 < len(plan):
-                    await self._emit(
-                        call.hooks,
-                        "on_fallback",
-                        request=call.request,
-                        from_provider=slot.name,
-                        error=call.attempts[-1].error,
-                    )
-            held = self._held_provider({a.provider for a in call.attempts}, until)
-            if held is not None:
-                slot, wait = held
-                logger.info("waiting %.2fs for %s's Retry-After to pass", wait, slot.name)
-                await anyio.sleep(wait)
-                result = await self._try_provider(call, slot, until)
-                if result is not None:
-                    return result
+            won = await self._first_success(
+                call, plan, until, lambda slot: self._try_provider(call, slot, until)
+            )
         finally:
             retries_managed_by_caller.reset(token)
-        raise AllProvidersFailedError(call.attempts)
+        if won is None:
+            raise AllProvidersFailedError(call.attempts)
+        return won[1]
+
+    async def _first_success(
+        self,
+        call: _Call,
+        plan: list[ProviderSlot],
+        until: float | None,
+        attempt: Callable[[ProviderSlot], Awaitable[T | None]],
+        discard: Callable[[ProviderSlot, T], Awaitable[None]] | None = None,
+    ) -> tuple[ProviderSlot, T] | None:
+        """Go down ``plan`` until ``attempt`` succeeds: hedging the first two providers when
+        configured, then one by one, then a provider held off by a short Retry-After."""
+        if self.hedge_after is not None and len(plan) > 1:
+            won = await self._hedged(plan[0], plan[1], attempt, discard)
+            if won is not None:
+                return won
+            plan = plan[2:]
+        for index, slot in enumerate(plan):
+            result = await attempt(slot)
+            if result is not None:
+                return slot, result
+            if call.hooks is not None and index + 1 < len(plan):
+                await self._emit(
+                    call.hooks,
+                    "on_fallback",
+                    request=call.request,
+                    from_provider=slot.name,
+                    error=call.attempts[-1].error,
+                )
+        held = self._held_provider({a.provider for a in call.attempts}, until)
+        if held is not None:
+            slot, wait = held
+            logger.info("waiting %.2fs for %s's Retry-After to pass", wait, slot.name)
+            await anyio.sleep(wait)
+            result = await attempt(slot)
+            if result is not None:
+                return slot, result
+        return None
 
     async def _hedged(
-        self, call: _Call, primary: ProviderSlot, backup: ProviderSlot, until: float | None
-    ) -> Completion | None:
-        """Ask ``primary``; if it has not answered after the hedge delay (or failed), ask
-        ``backup`` too. The first answer wins and the other call is cancelled."""
+        self,
+        primary: ProviderSlot,
+        backup: ProviderSlot,
+        attempt: Callable[[ProviderSlot], Awaitable[T | None]],
+        discard: Callable[[ProviderSlot, T], Awaitable[None]] | None,
+    ) -> tuple[ProviderSlot, T] | None:
+        """Ask ``primary``; if it has not answered (or, for a stream, produced its first text)
+        after the hedge delay, or it failed, ask ``backup`` too. The first success wins and
+        the other attempt is cancelled; a success that loses the race is discarded."""
         if self.hedge_after == "p95":
             delay = primary.stats.percentile(0.95) or 1.0
         else:
             delay = float(self.hedge_after or 0)
-        winner: list[Completion] = []
+        winner: list[tuple[ProviderSlot, T]] = []
         primary_done = anyio.Event()
 
         async with anyio.create_task_group() as tg:
 
             async def run(slot: ProviderSlot) -> None:
-                result = await self._try_provider(call, slot, until)
-                if result is not None and not winner:
-                    winner.append(result)
-                    tg.cancel_scope.cancel()
+                result = await attempt(slot)
+                if result is None:
+                    return
+                if winner:
+                    if discard is not None:
+                        await discard(slot, result)
+                    return
+                winner.append((slot, result))
+                tg.cancel_scope.cancel()
 
             async def run_primary() -> None:
                 try:
@@ -732,23 +763,20 @@ class Router:
         until = None if deadline is None else anyio.current_time() + deadline
         error_out: BaseException | None = None
         try:
-            for index, slot in enumerate(plan):
-                committed = await self._open_stream(call, slot, until)
-                if committed is not None:
-                    stream, first, started, estimate = committed
-                    rest = self._rest(slot, stream, first, started, until, estimate)
-                    async with contextlib.aclosing(rest):
-                        async for chunk in rest:
-                            yield chunk
-                    return
-                if hooks is not None and index + 1 < len(plan):
-                    await self._emit(
-                        hooks,
-                        "on_fallback",
-                        request=call.request,
-                        from_provider=slot.name,
-                        error=call.attempts[-1].error,
-                    )
+            opened = await self._first_success(
+                call,
+                plan,
+                until,
+                lambda slot: self._open_stream(call, slot, until),
+                self._discard_stream,
+            )
+            if opened is not None:
+                slot, (stream, first, started, estimate) = opened
+                rest = self._rest(slot, stream, first, started, until, estimate)
+                async with contextlib.aclosing(rest):
+                    async for chunk in rest:
+                        yield chunk
+                return
             if deadline is not None and any(
                 isinstance(a.error, DeadlineExceededError) for a in call.attempts
             ):
@@ -772,7 +800,7 @@ class Router:
 
     async def _open_stream(
         self, call: _Call, slot: ProviderSlot, until: float | None
-    ) -> tuple[AsyncIterator[Chunk], Chunk, float, int] | None:
+    ) -> _Opened | None:
         """Start streams on ``slot`` (with retries) until one yields text; None if it never does."""
         if not self._accepts(call, slot):
             return None
@@ -811,6 +839,13 @@ class Router:
             if delay is None:
                 return None
             await anyio.sleep(delay)
+
+    async def _discard_stream(self, slot: ProviderSlot, opened: _Opened) -> None:
+        """Close a stream that opened but lost a hedge race."""
+        stream, _, _, estimate = opened
+        await self._close(slot, stream)
+        self._end_attempt(slot, estimate, None)
+        slot.breaker.on_cancel()
 
     @staticmethod
     async def _next(stream: AsyncIterator[Chunk], until: float | None, name: str) -> Chunk:
