@@ -36,7 +36,7 @@ COVERAGE_FLOOR = 90
 
 nox.options.default_venv_backend = "uv|virtualenv"
 # The demo runs in CI from the README's own command (.ci/run), not as a default session.
-nox.options.sessions = ["lint", "typecheck", "tests", "build", "template", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "build", "template", "docs", "bench"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -139,6 +139,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Router overhead benchmark; `nox -s bench -- --full` writes docs/performance.md."""
+    """Router overhead benchmark: a smoke run by default (small counts, figures printed,
+    nothing asserted); `nox -s bench -- --full` measures properly and writes
+    docs/performance.md."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)
