@@ -1,7 +1,8 @@
-"""Developer and CI tasks. `python -m nox` runs every default session (what CI runs).
+"""Developer and CI tasks. `nox` runs every default session (what CI runs).
 
 Sessions: lint, typecheck, tests, build (wheels + smoke install outside the workspace),
-template (plugin-template self-test), demo, docs, bench (not default: timing figures).
+template (plugin-template self-test), docs, bench (a smoke run; `-- --full` for figures),
+and demo (not default: CI runs the README's own demo command).
 """
 
 from __future__ import annotations
