@@ -86,4 +86,3 @@ def test_errors_page_documents_every_error() -> None:
         if isinstance(cls, type) and issubclass(cls, BaseException) and name != "TimeoutError":
             assert f"### `{name}`" in text, f"{name} is not documented in docs/errors.md"
             assert name in text.split("## Reference")[0], f"{name} is missing from the tree"
-
