@@ -150,3 +150,8 @@ def test_mock_provider_survives_event_loops() -> None:
     ]
     assert trio.run(both, 1) == asyncio.run(both(1))
     assert router.stats()["providers"]["mock"]["in_flight"] == 0
+
+
+def test_mutual_tls_needs_tls() -> None:
+    with pytest.raises(ValueError, match="needs tls=True"):
+        LoopbackServer(echo_app, client_certs=True)

@@ -568,17 +568,20 @@ def test_bad_tls_files_are_rejected_at_construction(tmp_path, server) -> None:
         GigaChatProvider(config_for(server, key_file=str(junk)))
 
 
-def test_mtls_client_certificate_is_loaded(tmp_path, server) -> None:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("client@example.com")
-    cert_file, key_file = tmp_path / "client.pem", tmp_path / "client.key"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    provider = GigaChatProvider(
-        config_for(server, cert_file=str(cert_file), key_file=str(key_file))
-    )
-    assert provider._ssl_context is not None
+async def test_mtls_handshake_with_client_certificate() -> None:
+    """A server that demands a client certificate: with cert_file/key_file the whole OAuth +
+    chat exchange works over mutual TLS; without them the handshake is refused."""
+    with LoopbackServer(GigaChatEmulator(), tls=True, client_certs=True) as mtls:
+        provider = GigaChatProvider(
+            config_for(mtls, cert_file=mtls.client_cert_file, key_file=mtls.client_key_file)
+        )
+        assert (await provider.chat(HELLO)).text
+        await provider.aclose()
+        anonymous = GigaChatProvider(config_for(mtls, max_retries=0))
+        with pytest.raises(ProviderError) as info:
+            await anonymous.chat(HELLO)
+        assert info.value.transient  # a refused handshake is a transport failure
+        await anonymous.aclose()
 
 
 # -- sequences -----------------------------------------------------------------------------

@@ -27,10 +27,23 @@ class LoopbackServer:
     """An ASGI app listening on ``127.0.0.1:<free port>`` until ``stop()``."""
 
     def __init__(
-        self, app: Any, *, tls: bool = False, host: str = "127.0.0.1", port: int = 0
+        self,
+        app: Any,
+        *,
+        tls: bool = False,
+        client_certs: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
+        if client_certs and not tls:
+            raise ValueError("client_certs (mutual TLS) needs tls=True")
         self.app = app
         self.tls = tls
+        #: Mutual TLS: the server demands a client certificate signed by its CA; use
+        #: ``client_cert_file``/``client_key_file`` (issued by that CA) in the client.
+        self.client_certs = client_certs
+        self.client_cert_file: str | None = None
+        self.client_key_file: str | None = None
         self.host = host
         self.port = port
         self.ca_file: str | None = None
@@ -69,7 +82,17 @@ class LoopbackServer:
             for blob in cert.cert_chain_pems:
                 handle.write(blob.bytes())
         self.ca = ca
-        return {"ssl_certfile": self.cert_file, "ssl_keyfile": self.key_file}
+        options: dict[str, Any] = {"ssl_certfile": self.cert_file, "ssl_keyfile": self.key_file}
+        if self.client_certs:
+            import ssl
+
+            client = ca.issue_cert("client.orchestrator.test")
+            self.client_cert_file = str(folder / "client.pem")
+            self.client_key_file = str(folder / "client.key")
+            client.cert_chain_pems[0].write_to_path(self.client_cert_file)
+            client.private_key_pem.write_to_path(self.client_key_file)
+            options.update(ssl_ca_certs=self.ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
+        return options
 
     def start(self, timeout: float = 10.0) -> LoopbackServer:
         """Start serving; returns once the socket accepts connections."""
