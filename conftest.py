@@ -1,8 +1,27 @@
-"""Every async test in the repository runs on both anyio backends."""
+"""Shared by every test directory: both anyio backends, and a clean vendor environment."""
 
 import pytest
+
+#: Environment variables that give GigaChat or YandexGPT credentials (the vendors' SDK names).
+VENDOR_CREDENTIALS = (
+    "GIGACHAT_CREDENTIALS",
+    "GIGACHAT_ACCESS_TOKEN",
+    "GIGACHAT_USER",
+    "YC_API_KEY",
+    "YC_IAM_TOKEN",
+    "YC_OAUTH_TOKEN",
+    "YC_TOKEN",
+    "YC_SERVICE_ACCOUNT_KEY_FILE",
+)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def no_vendor_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide any real vendor credentials of the machine running the tests."""
+    for var in VENDOR_CREDENTIALS:
+        monkeypatch.delenv(var, raising=False)

@@ -30,22 +30,12 @@ def python_blocks(page: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", PAGES)
+@pytest.mark.usefixtures("no_vendor_credentials")
 def test_python_blocks_run(
     page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copy(ROOT / "examples" / "orchestrator.toml", tmp_path / "orchestrator.toml")
     monkeypatch.chdir(tmp_path)
-    for var in (
-        "GIGACHAT_CREDENTIALS",
-        "GIGACHAT_ACCESS_TOKEN",
-        "GIGACHAT_USER",
-        "YC_API_KEY",
-        "YC_IAM_TOKEN",
-        "YC_OAUTH_TOKEN",
-        "YC_TOKEN",
-        "YC_SERVICE_ACCOUNT_KEY_FILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GIGACHAT_CREDENTIALS", "ZG9jczpkb2Nz")
     monkeypatch.setenv("YC_API_KEY", "AQVN-docs-example")
     monkeypatch.setenv("YC_FOLDER_ID", "b1gdocsfolder")

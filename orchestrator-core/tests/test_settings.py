@@ -385,18 +385,8 @@ def test_from_env_without_credentials(
     assert "envmock" in message and "GIGACHAT_CREDENTIALS" in message and "YC_API_KEY" in message
 
 
-def test_router_from_env_classmethod(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in (
-        "GIGACHAT_CREDENTIALS",
-        "GIGACHAT_ACCESS_TOKEN",
-        "GIGACHAT_USER",
-        "YC_API_KEY",
-        "YC_IAM_TOKEN",
-        "YC_OAUTH_TOKEN",
-        "YC_TOKEN",
-        "YC_SERVICE_ACCOUNT_KEY_FILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
+@pytest.mark.usefixtures("no_vendor_credentials")
+def test_router_from_env_classmethod() -> None:
     try:
         router = Router.from_env()
     except NoProvidersError:
