@@ -386,12 +386,14 @@ def test_from_env_without_credentials(
 
 
 @pytest.mark.usefixtures("no_vendor_credentials")
-def test_router_from_env_classmethod() -> None:
-    try:
-        router = Router.from_env()
-    except NoProvidersError:
-        return
-    assert all(p.config.name != "mock" for p in router.providers)
+def test_router_from_env_classmethod(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(NoProvidersError):
+        Router.from_env()
+    monkeypatch.setenv("GIGACHAT_CREDENTIALS", "ZW52OmVudg==")
+    monkeypatch.setenv("YC_API_KEY", "AQVN-from-env")
+    monkeypatch.setenv("YC_FOLDER_ID", "b1g-from-env")
+    router = Router.from_env()
+    assert sorted(p.config.name for p in router.providers) == ["gigachat", "yandexgpt"]
 
 
 def test_base_provider_declares_no_env_config() -> None:
