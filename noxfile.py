@@ -108,7 +108,8 @@ def build(session: nox.Session) -> None:
 @nox.session
 def template(session: nox.Session) -> None:
     """Render plugin-template, install it in a fresh venv, run its tests, check discovery."""
-    session.install(*EDITABLE, *DEV)
+    # uv on the session's PATH: the self-test makes its venv and builds the wheel with it.
+    session.install(*EDITABLE, *DEV, "uv")
     session.run("pytest", "tests/test_template.py", *session.posargs)
 
 
