@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from orchestrator.errors import ConfigurationError, OrchestratorError, StreamInterruptedError
 from orchestrator.hookspecs import hookimpl
+from orchestrator.pricing import Price
 
 if TYPE_CHECKING:
     from orchestrator.config import ProviderConfig
@@ -261,6 +262,9 @@ def provider_rows(stats: dict[str, Any]) -> list[tuple[str, ...]]:
         )
     return rows
 
+
+#: Roubles per 1,000 tokens the demo charges when a plugin ships no prices (not a tariff).
+ILLUSTRATIVE_PRICE = Price("0.2", "0.2")
 
 HEADER = ("PROVIDER", "OK", "FAILED", "P50", "P95", "BREAKER", "TOKENS", "COST, RUB")
 
@@ -619,11 +623,8 @@ def build_router(
         provider = registry.create_provider(name, config)
         options: dict[str, Any] = {}
         if not getattr(provider, "prices", None):
-            # Illustrative roubles per 1,000 tokens, so the cost column means something
-            # when a plugin ships no price list.
-            from orchestrator.pricing import Price
-
-            options["prices"] = {"*": Price("0.2", "0.2")}
+            # So the cost column means something when a plugin ships no price list.
+            options["prices"] = {"*": ILLUSTRATIVE_PRICE}
         router.add_provider(provider, **options)
     return router
 
@@ -701,6 +702,11 @@ def run_demo(
         for vendor, server in zip(vendors, running.servers, strict=True):
             print(f"  {vendor:<10} {server.base_url}", file=out)
         router = build_router(running.configs, registry)
+        print(
+            f"  costs use {ILLUSTRATIVE_PRICE.prompt} RUB per 1,000 tokens where a plugin ships"
+            " no prices (illustrative, not a vendor's tariff)",
+            file=out,
+        )
         with SyncRouter(router) as sync:
             display = _pick_display(out, plain, max(requests, 24))
             with display:
