@@ -148,8 +148,9 @@ class ProviderRouting(BaseModel):
         default=None,
         gt=0,
         serialization_alias="timeout",
-        description="Seconds for one attempt including its stream (the provider's own "
-        "`timeout` bounds each HTTP request).",
+        description="Seconds for one non-streaming attempt (streams are bounded by "
+        "`first_chunk_timeout` and the deadline; the provider's own `timeout` bounds each "
+        "HTTP request).",
     )
     first_chunk_timeout: float | None = Field(
         default=None,
@@ -193,8 +194,9 @@ class RouterSettings(BaseModel):
 
     strategy: str = Field(
         default="round-robin",
-        description="Routing strategy: `round-robin`, `random`, `first-available`, "
-        "`weighted`, or one a plugin registers.",
+        description="Routing strategy: `round-robin`, `weighted`, `random`, "
+        "`first-available`, `best-available`, `least-busy`, `lowest-cost`, `latency`, or "
+        "one a plugin registers.",
     )
     deadline: float | None = Field(
         default=None,
