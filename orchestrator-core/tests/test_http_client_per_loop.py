@@ -128,6 +128,36 @@ async def test_cancel_releases_the_connection(server: LoopbackServer) -> None:
     assert _eventually_zero(server)
 
 
+def test_abandoned_request_body_leaves_no_unfinished_generator() -> None:
+    """A write that fails part-way abandons the request body. httpx's own body iterator is an
+    async generator, which trio reports as garbage-collected unfinished (a ResourceWarning,
+    an error under this suite's filterwarnings); the body every provider client sends is a
+    plain iterator instead, and carries the same bytes."""
+    import httpx
+
+    seen: list[bytes] = []
+
+    async def fail_mid_write(request: httpx.Request) -> httpx.Response:
+        async for chunk in request.stream:  # type: ignore[union-attr]
+            seen.append(chunk)
+            raise httpx.WriteError("connection reset while sending the body")
+        raise AssertionError("the request had no body")
+
+    async def main() -> None:
+        provider = EchoProvider(
+            ProviderConfig(name="echo", base_url="http://echo.test", max_retries=0),
+            transport=httpx.MockTransport(fail_mid_write),
+        )
+        with pytest.raises(httpx.WriteError):
+            await provider.http_client().post("/echo", json={"p": "hi"})
+        gc.collect()
+        await trio.sleep(0)  # trio finalizes collected async generators on its next tick
+        await provider.aclose()
+
+    trio.run(main)
+    assert seen == [b'{"p":"hi"}']
+
+
 def test_mock_provider_survives_event_loops() -> None:
     """Issue-8 scenarios for the built-in mock: threads, sequential asyncio.run, trio then
     asyncio, streams included."""

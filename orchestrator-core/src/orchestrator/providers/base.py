@@ -290,7 +290,10 @@ class BaseProvider(abc.ABC):
         state = self._loop_state()
         client = state.client
         if client is None or client.is_closed:
+            from orchestrator.providers._body import plain_request_body
+
             client = state.client = self._create_http_client()
+            client.event_hooks["request"].append(plain_request_body)
         return client
 
     def loop_lock(self, name: str) -> anyio.Lock:
