@@ -301,7 +301,7 @@ SELFTEST = textwrap.dedent(
     import sys
 
     import orchestrator
-    from orchestrator.errors import ProviderError, StreamError
+    from orchestrator.errors import InvalidRequestError, ProviderError, StreamError
     from orchestrator.plugins import PluginRegistry
     from orchestrator.testing import ProviderContract
     from orchestrator.types import Chunk
@@ -349,12 +349,27 @@ SELFTEST = textwrap.dedent(
             return True
 
 
+    class UncheckedParams(AcmeProvider):
+        """Rejects stop sequences in validate_params, yet builds requests without calling it."""
+
+        def validate_params(self, params):
+            if params.stop:
+                raise InvalidRequestError("Acme has no stop sequences; remove params.stop")
+
+        def _payload(self, messages, params, *, stream):
+            payload = super()._payload(messages, None, stream=stream)
+            if params is not None:
+                payload.update(temperature=params.temperature, stop=params.stop)
+            return payload
+
+
     PROVIDERS = {
         "good": AcmeProvider,
         "generic429": Generic429,
         "cleantruncation": CleanTruncation,
         "leakylogs": LeakyLogs,
         "raisinghealth": RaisingHealth,
+        "uncheckedparams": UncheckedParams,
     }
 
 
@@ -394,6 +409,11 @@ SELFTEST = textwrap.dedent(
     class TestRaisingHealth(Base):
         provider_class = RaisingHealth
         entry_point = "raisinghealth"
+
+
+    class TestUncheckedParams(Base):
+        provider_class = UncheckedParams
+        entry_point = "uncheckedparams"
     '''
 )
 
@@ -404,12 +424,13 @@ SELFTEST_CLASSES = (
     "TestCleanTruncation",
     "TestLeakyLogs",
     "TestRaisingHealth",
+    "TestUncheckedParams",
 )
 
 
 @pytest.fixture(scope="module")
 def selftest_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, set[str]]]:
-    """Run the kit over the guide's provider and four broken variants, in a subprocess.
+    """Run the kit over the guide's provider and its broken variants, in a subprocess.
 
     Returns {class: {"passed": {test ids}, "failed": {test ids}}}.
     """
@@ -533,3 +554,11 @@ def test_kit_fails_a_health_check_that_raises(
         "test_health_check_false_during_outage",
         "test_health_check_false_when_server_down",
     } <= _failed_tests(selftest_results, "TestRaisingHealth")
+
+
+def test_kit_fails_a_provider_that_ignores_its_own_validate_params(
+    selftest_results: dict[str, dict[str, set[str]]],
+) -> None:
+    assert _failed_tests(selftest_results, "TestUncheckedParams") == {
+        "test_rejected_params_fail_before_the_network"
+    }

@@ -17,3 +17,10 @@ class TestGigaChatContract(ProviderContract):
 
     def make_config(self, server: LoopbackServer) -> GigaChatConfig:
         return config_for(server)
+
+
+class TestGigaChatContractOverTLS(TestGigaChatContract):
+    """The same standard tests over HTTPS, as the real service is reached: the kit serves
+    with a test CA and config_for trusts it through ca_bundle_file."""
+
+    tls = True

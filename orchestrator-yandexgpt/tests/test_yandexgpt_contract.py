@@ -17,3 +17,10 @@ class TestYandexGPTContract(ProviderContract):
 
     def make_config(self, server: LoopbackServer) -> YandexGPTConfig:
         return config_for(server)
+
+
+class TestYandexGPTContractOverTLS(TestYandexGPTContract):
+    """The same standard tests over HTTPS: the kit serves with a test CA and config_for
+    trusts it through ca_bundle."""
+
+    tls = True

@@ -25,6 +25,7 @@ What the standard tests check:
   last chunk carries ``finish_reason``;
 - each HTTP failure maps to its typed error (401, 403, 400, 422, 429 with ``retry_after``,
   5xx transient), carrying the status and the provider's name;
+- parameters ``validate_params`` rejects fail on a direct call too, before any request;
 - transient failures are retried by ``_retry_with_backoff``; ``Retry-After`` is honoured
   (a hold longer than ``backoff_max`` is not waited out); non-transient ones are not retried;
 - a truncated stream is an error, for the provider and for the router;
@@ -71,7 +72,7 @@ from orchestrator.errors import (
 )
 from orchestrator.plugins import PluginLoadWarning, PluginRegistry
 from orchestrator.testing.server import LoopbackServer
-from orchestrator.types import Chunk, Completion, Message
+from orchestrator.types import Chunk, Completion, GenerationParams, Message
 
 if TYPE_CHECKING:
     from orchestrator.providers.base import BaseProvider
@@ -103,6 +104,17 @@ _BACKENDS = [
     ),
 ]
 
+#: Parameters at the edges of what vendors support: each is either rejected by the
+#: provider's ``validate_params`` (and then by ``chat``/``stream``, before the network) or
+#: served.
+PARAM_PROBES: tuple[GenerationParams, ...] = (
+    GenerationParams(stop=["END"]),
+    GenerationParams(temperature=0.0),
+    GenerationParams(temperature=2.0),
+    GenerationParams(max_tokens=1),
+    GenerationParams(top_p=0.05),
+)
+
 #: (HTTP status, the error class it must map to) for the error-mapping test.
 ERROR_STATUSES: list[tuple[int, type[ProviderError]]] = [
     (400, InvalidRequestError),
@@ -120,6 +132,15 @@ STREAM_ERROR_STATUSES: list[tuple[int, type[ProviderError]]] = [
     (503, ServiceUnavailableError),
 ]
 _RETRY_AFTER = 0.05
+
+
+def _rejection(provider: BaseProvider, params: GenerationParams) -> InvalidRequestError | None:
+    """The error ``validate_params`` raises for ``params``, or None if it accepts them."""
+    try:
+        provider.validate_params(params)
+    except InvalidRequestError as exc:
+        return exc
+    return None
 
 
 class _AppSwitch:
@@ -457,6 +478,35 @@ class ProviderContract:
                 await provider.chat(self.messages())
         assert app.request_count == 1, f"a 400 was sent {app.request_count} times"
 
+    async def test_rejected_params_fail_before_the_network(
+        self, server: LoopbackServer, app: ScriptableApp
+    ) -> None:
+        """What ``validate_params`` rejects fails the same way on a direct ``chat`` and
+        ``stream``, with :class:`InvalidRequestError` and no request sent (nothing is silently
+        dropped); what it accepts is served."""
+        async with self.make_provider(server) as provider:
+            for params in PARAM_PROBES:
+                rejected = _rejection(provider, params)
+                if rejected is None:
+                    with anyio.fail_after(self.call_timeout):
+                        completion = await provider.chat(self.messages(), params)
+                    assert isinstance(completion, Completion), (
+                        f"chat with {params!r} (accepted by validate_params) failed"
+                    )
+                    continue
+                assert str(rejected), f"validate_params({params!r}) raised with no message"
+                sent = app.request_count
+                with anyio.fail_after(self.call_timeout):
+                    with pytest.raises(InvalidRequestError):
+                        await provider.chat(self.messages(), params)
+                    with pytest.raises(InvalidRequestError):
+                        async for _ in provider.stream(self.messages(), params):
+                            pass
+                assert app.request_count == sent, (
+                    f"{params!r} is rejected by validate_params but chat/stream sent it; "
+                    "call self.validate_params(params) before building the request"
+                )
+
     # -- streams ---------------------------------------------------------------------------
 
     async def test_truncated_stream_is_an_error(
@@ -599,8 +649,9 @@ class ProviderContract:
                 app.outage = True
                 await provider.health_check()
                 app.outage = False
+            down = self.make_provider(server)  # built first: stop() removes a TLS server's CA
             server.stop()
-            async with self.make_provider(server) as down:
+            async with down:
                 with pytest.raises(OrchestratorError) as failure:
                     await down.chat(self.messages())
                 errors.append(failure.value)

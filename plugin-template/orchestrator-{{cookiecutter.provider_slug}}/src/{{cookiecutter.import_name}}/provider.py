@@ -153,6 +153,7 @@ class {{ cookiecutter.class_name }}(BaseProvider):
         if stream:
             payload["stream_options"] = {"include_usage": True}
         if params is not None:
+            self.validate_params(params)  # the router checks too; a direct call must as well
             payload["temperature"] = params.temperature
             payload["max_tokens"] = params.max_tokens
             payload["top_p"] = params.top_p
