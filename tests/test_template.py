@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,27 @@ def test_router_discovers_and_routes_to_the_provider(project: Path, venv: Path) 
         "model": CONTEXT["default_model"],
         "failures": [],
     }
+
+
+def test_readme_usage_example_runs(project: Path, venv: Path) -> None:
+    """The generated README's "Use" example, run as written: only the placeholder key is
+    filled in and the default base URL (a real vendor's) pointed at a local fake."""
+    readme = (project / "README.md").read_text()
+    (example,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    placeholder = 'api_key="..."'
+    assert example.count(placeholder) == 1, example
+    prelude = textwrap.dedent(
+        """
+        from orchestrator.testing import FakeOpenAIServer, LoopbackServer
+
+        server = LoopbackServer(FakeOpenAIServer(api_key="sk-readme-0001")).start()
+        """
+    )
+    filled = example.replace(
+        placeholder, 'api_key="sk-readme-0001", base_url=server.base_url + "/v1"'
+    )
+    out = run([str(venv), "-c", prelude + filled + "\nserver.stop()\n"], cwd=project)
+    assert out.strip().splitlines()[-1] == "Echo: Hello!"
 
 
 def test_cli_lists_the_provider_with_its_version(venv: Path, project: Path) -> None:
