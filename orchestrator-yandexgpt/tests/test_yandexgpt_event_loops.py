@@ -87,18 +87,19 @@ def test_trio_then_asyncio_on_the_same_provider(served: LoopbackServer) -> None:
 def test_clients_and_locks_are_per_loop(served: LoopbackServer) -> None:
     provider = make(served)
 
-    async def identities() -> tuple[int, int]:
+    async def identities() -> tuple[object, object]:
         client = provider.http_client()
         assert provider.http_client() is client  # one pooled client per loop
         lock = provider.loop_lock("yandexgpt-iam")
         assert provider.loop_lock("yandexgpt-iam") is lock
         await provider.chat(HI)
         await provider.aclose()
-        return id(client), id(lock)
+        return client, lock  # the objects, not id()s: a freed object's id can be reused
 
-    first = asyncio.run(identities())
-    second = trio.run(identities)
-    assert first != second
+    first_client, first_lock = asyncio.run(identities())
+    second_client, second_lock = trio.run(identities)
+    assert second_client is not first_client
+    assert second_lock is not first_lock
 
 
 def test_connections_return_to_zero_after_aclose(served: LoopbackServer) -> None:
