@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import signal
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -80,3 +84,44 @@ def guide_module() -> ModuleType:
 def registry() -> PluginRegistry:
     """A registry with the built-ins only (no installed plugins)."""
     return PluginRegistry(entry_points=False)
+
+
+CtrlC = Callable[[threading.Event], AbstractContextManager[None]]
+
+
+@contextlib.contextmanager
+def _ctrl_c_when(event: threading.Event) -> Iterator[None]:
+    """Press Ctrl-C (SIGINT to the main thread) once ``event`` is set.
+
+    A signal that lands just before the main thread blocks on a lock waits, unseen, until
+    the lock is released (CPython checks for signals only between bytecodes); a user would
+    press again, and so does this, until the handler has run.
+    """
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main, "run this in the main thread"
+    pressed = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        pressed.set()
+        raise KeyboardInterrupt
+
+    def press() -> None:
+        if event.wait(10):
+            while not pressed.is_set():
+                signal.pthread_kill(main, signal.SIGINT)
+                pressed.wait(1)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    thread = threading.Thread(target=press, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def ctrl_c_when() -> CtrlC:
+    """``with ctrl_c_when(event): ...`` presses Ctrl-C once ``event`` is set."""
+    return _ctrl_c_when

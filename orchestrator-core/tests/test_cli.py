@@ -8,11 +8,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from orchestrator import cli
@@ -332,6 +335,48 @@ def test_chat_interactive_banner(
     monkeypatch.setattr("sys.stdin", TTYIn("hi\n"))
     code, _, err = run("chat", "--config", str(path))
     assert code == 0 and "Chatting through m (round-robin)" in err
+
+
+def test_chat_ctrl_c_stops_the_answer_not_the_chat(
+    run: Run,
+    config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    ctrl_c_when: Callable[[threading.Event], AbstractContextManager[None]],
+) -> None:
+    from orchestrator.providers.mock import MockProvider
+
+    path = config('[providers.m]\ntype = "mock"\n')
+    answering = threading.Event()
+    cancelled = threading.Event()
+    real_stream = MockProvider.stream
+
+    async def stream(self: MockProvider, messages: Any, params: Any = None) -> Any:
+        if "slow" not in messages[-1].content:
+            async for chunk in real_stream(self, messages, params):
+                yield chunk
+            return
+        answering.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+        yield  # pragma: no cover - makes this an async generator
+
+    monkeypatch.setattr(MockProvider, "stream", stream)
+
+    class TTYIn(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", TTYIn("slow question\nhi\n"))
+    with ctrl_c_when(answering):
+        code, out, err = run("chat", "--config", str(path))
+    assert code == 0
+    assert "interrupted" in err
+    assert cancelled.wait(10), "the interrupted request kept running"
+    # The next turn is answered, and the interrupted question is not in its history (the mock
+    # renders a one-message conversation as that message alone).
+    assert "Mock response to: hi\n" in out
 
 
 # -- health -------------------------------------------------------------------------------------

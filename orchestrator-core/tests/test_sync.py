@@ -7,17 +7,23 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 
+import anyio
 import pytest
 
 from orchestrator import Router
 from orchestrator.errors import AllProvidersFailedError, StreamInterruptedError
 from orchestrator.plugins import PluginRegistry
+from orchestrator.providers import BaseProvider, GenerationParams, ProviderConfig
 from orchestrator.providers.mock import MockConfig, MockProvider
 from orchestrator.sync import SyncRouter
-from orchestrator.types import Chunk, Completion
+from orchestrator.types import Chunk, Completion, Message
+
+CtrlC = Callable[[threading.Event], AbstractContextManager[None]]
 
 
 def make_router(registry: PluginRegistry, **settings: Any) -> Router:
@@ -92,6 +98,59 @@ def test_breaking_out_of_a_stream_closes_it(sync: SyncRouter) -> None:
     chunks.close()
     assert closed == [True, True]
     assert sync.route("still works")
+
+
+class Hanging(BaseProvider):
+    """Answers nothing: its calls wait until cancelled, and say when they start and end."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self.waiting = threading.Event()
+        self.cancelled = threading.Event()
+
+    async def _hang(self) -> None:
+        self.waiting.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self.cancelled.set()
+
+    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
+        await self._hang()
+        raise AssertionError("unreachable")
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> AsyncIterator[Chunk]:
+        yield Chunk(delta="first ", provider=self.config.name)
+        await self._hang()
+
+    async def health_check(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("call", ["route", "stream"])
+def test_ctrl_c_cancels_the_call_on_the_loop(
+    registry: PluginRegistry, backend: Any, call: str, ctrl_c_when: CtrlC
+) -> None:
+    """Ctrl-C while waiting (a script, or "interrupt kernel" in a notebook) raises
+    KeyboardInterrupt here and cancels the call on the loop, instead of leaving it running
+    (and billing) in the background; a stream's response is closed; the router goes on."""
+    provider = Hanging(ProviderConfig(name="hang"))
+    router = Router(registry=registry)
+    router.add_provider(provider)
+    router.add_provider(MockProvider(MockConfig(name="m")))
+    received: list[str] = []
+    with SyncRouter(router, backend=backend) as sync:
+        with ctrl_c_when(provider.waiting), pytest.raises(KeyboardInterrupt):
+            if call == "route":
+                sync.route("x", provider="hang")
+            else:
+                received.extend(sync.stream("x", provider="hang"))
+        assert provider.cancelled.wait(10), "the call kept running on the loop"
+        assert sync.route("after", provider="m") == "Mock response to: after"
+    assert received == ([] if call == "route" else ["first "])
 
 
 def test_called_inside_a_running_asyncio_loop(sync: SyncRouter) -> None:

@@ -261,7 +261,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             names = ", ".join(_names(sync.router))
             print(
                 f"Chatting through {names} ({sync.router.strategy_name}). "
-                "Ctrl-D or /exit to leave.",
+                "Ctrl-C stops an answer; Ctrl-D or /exit leaves.",
                 file=sys.stderr,
             )
         while True:
@@ -276,6 +276,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
             history.append({"role": "user", "content": line})
             try:
                 text = _answer(sync, history, args)
+            except KeyboardInterrupt:
+                if not interactive:
+                    raise
+                # Ctrl-C stops this answer (cancelled on the loop too), not the whole chat.
+                print()
+                print("(interrupted; the question is kept out of the history)", file=sys.stderr)
+                history.pop()
+                continue
             except StreamInterruptedError as exc:
                 _error(f"{exc}\n(the partial answer above is kept out of the history)")
                 history.pop()
@@ -422,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[routed, asking],
         help="an interactive session",
         description="Chat through the configured router; the conversation is kept between "
-        "turns. Ctrl-D or /exit leaves.",
+        "turns. Ctrl-C stops an answer; Ctrl-D or /exit leaves.",
     )
     p.add_argument("--system", help="a system message to start the conversation with")
     p.set_defaults(handler=cmd_chat)

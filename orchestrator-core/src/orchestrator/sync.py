@@ -140,7 +140,7 @@ class SyncRouter:
         return loop.portal
 
     def _call(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
-        return self._portal().call(functools.partial(fn, *args, **kwargs))
+        return _wait(self._portal(), functools.partial(fn, *args, **kwargs))
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -195,18 +195,19 @@ class SyncRouter:
         self, factory: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Generator[Any, None, None]:
         portal = self._portal()
-        # The async generator is created, advanced and closed on the portal's loop only.
-        stream = portal.call(functools.partial(_start, factory, *args, **kwargs))
+        # The async generator is created, advanced and closed on the portal's loop only; the
+        # lock makes closing wait for an advance that Ctrl-C cancelled to let go of it.
+        stream, lock = portal.call(functools.partial(_start, factory, *args, **kwargs))
         try:
             while True:
-                done, item = portal.call(_advance, stream)
+                done, item = _wait(portal, functools.partial(_advance, stream, lock))
                 if done:
                     return
                 yield item
         finally:
             # Leaving early (break, an exception) closes the HTTP response at once.
             if self._loop is not None and not self._closed:
-                portal.call(stream.aclose)
+                portal.call(_close, stream, lock)
 
     def health_check(self) -> dict[str, bool]:
         """``Router.health_check``, blocking."""
@@ -259,12 +260,62 @@ class SyncRouter:
         return f"<SyncRouter {state} backend={self.backend} providers=[{names}]>"
 
 
-async def _start(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    return factory(*args, **kwargs)
+class _Cancellable:
+    """One call on the portal's loop that the waiting thread can cancel, wherever its
+    Ctrl-C lands: before the call started, while it runs, or while it is being spawned."""
+
+    __slots__ = ("cancelled", "finished", "scope")
+
+    def __init__(self) -> None:
+        self.scope: Any = None
+        self.cancelled = False
+        self.finished = False
+
+    async def run(self, fn: Callable[[], Any]) -> Any:
+        import anyio
+
+        try:
+            with anyio.CancelScope() as self.scope:
+                if self.cancelled:
+                    self.scope.cancel()
+                return await fn()
+        finally:
+            self.finished = True
+
+    def cancel(self) -> None:  # on the loop
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
 
 
-async def _advance(stream: Any) -> tuple[bool, Any]:
+def _wait(portal: BlockingPortal, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the portal's loop and wait for it. If the wait is interrupted (Ctrl-C in
+    a script, "interrupt kernel" in a notebook), the call is cancelled on the loop as well
+    rather than left running, and billing, in the background."""
+    call = _Cancellable()
     try:
-        return False, await stream.__anext__()
-    except StopAsyncIteration:
-        return True, None
+        return portal.call(call.run, fn)
+    except BaseException:
+        if not call.finished:  # interrupted here, not an error of the call itself
+            with contextlib.suppress(RuntimeError):  # the portal has stopped
+                portal.call(call.cancel)
+        raise
+
+
+async def _start(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    import anyio
+
+    return factory(*args, **kwargs), anyio.Lock()
+
+
+async def _advance(stream: Any, lock: Any) -> tuple[bool, Any]:
+    async with lock:
+        try:
+            return False, await stream.__anext__()
+        except StopAsyncIteration:
+            return True, None
+
+
+async def _close(stream: Any, lock: Any) -> None:
+    async with lock:
+        await stream.aclose()
