@@ -292,6 +292,13 @@ def test_ask_verbose_names_provider_on_terminal(
 # -- chat ---------------------------------------------------------------------------------------
 
 
+class TTYIn(io.StringIO):
+    """Standard input that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def test_chat_keeps_history(
     run: Run, config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,10 +335,6 @@ def test_chat_interactive_banner(
 ) -> None:
     path = config('[providers.m]\ntype = "mock"\n')
 
-    class TTYIn(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
     monkeypatch.setattr("sys.stdin", TTYIn("hi\n"))
     code, _, err = run("chat", "--config", str(path))
     assert code == 0 and "Chatting through m (round-robin)" in err
@@ -363,10 +366,6 @@ def test_chat_ctrl_c_stops_the_answer_not_the_chat(
         yield  # pragma: no cover - makes this an async generator
 
     monkeypatch.setattr(MockProvider, "stream", stream)
-
-    class TTYIn(io.StringIO):
-        def isatty(self) -> bool:
-            return True
 
     monkeypatch.setattr("sys.stdin", TTYIn("slow question\nhi\n"))
     with ctrl_c_when(answering):
