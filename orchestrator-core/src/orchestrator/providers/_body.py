@@ -39,5 +39,6 @@ class _Once:
 
 
 async def plain_request_body(request: httpx.Request) -> None:
-    if type(request.stream) is httpx.ByteStream:
+    # An empty body (a GET) is never iterated, so it keeps httpx's own stream.
+    if type(request.stream) is httpx.ByteStream and request.content:
         request.stream = _Body(request.content)
