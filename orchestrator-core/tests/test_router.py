@@ -124,17 +124,17 @@ async def test_plugin_bug_propagates_unchanged() -> None:
     assert backup.calls == 0
 
 
-async def test_retry_after_is_honoured_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_retry_after_is_honoured_exactly() -> None:
     slept: list[float] = []
-    real_sleep = anyio.sleep
+    now = [1000.0]
 
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
-        await real_sleep(0)
+        now[0] += delay
+        await anyio.lowlevel.checkpoint()
 
-    monkeypatch.setattr("orchestrator.router.anyio.sleep", fake_sleep)
     limited = mock("limited", mode="rate_limit", fail_times=1, retry_after=0.25, backoff_max=1)
-    router = Router()
+    router = Router(clock=lambda: now[0], sleep=fake_sleep)
     router.add_provider(limited)
     assert (await router.chat("x")).provider == "limited"
     assert slept == [0.25]
@@ -318,16 +318,24 @@ async def test_breaker_opens_and_router_skips_provider() -> None:
     assert router.stats()["providers"]["bad"]["breaker"]["state"] == "open"
 
 
-async def test_all_breakers_open_still_tries_least_recently_failed() -> None:
+async def test_no_call_reaches_an_open_breaker_until_its_cooldown_ends() -> None:
     from orchestrator.health import BreakerConfig
 
-    router = Router(breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
+    now = [0.0]
+    router = Router(
+        breaker=BreakerConfig(consecutive_failures=1, cooldown=60), clock=lambda: now[0]
+    )
     first = mock("first", mode="server_error", fail_times=1, max_retries=0)
     router.add_provider(first)
     with pytest.raises(AllProvidersFailedError):
         await router.route("x")
     assert router.stats()["providers"]["first"]["breaker"]["state"] == "open"
+    with pytest.raises(AllProvidersFailedError, match=r"first \(skipped\).*breaker open") as info:
+        await router.route("again")
+    assert first.calls == 1 and info.value.attempts[0].skipped
+    now[0] += 60  # the cooldown ends: one probe goes through and closes the breaker
     assert await router.route("again") == "Mock response to: again"
+    assert router.stats()["providers"]["first"]["breaker"]["state"] == "closed"
 
 
 async def test_health_check_never_raises() -> None:

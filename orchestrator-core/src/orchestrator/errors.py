@@ -4,9 +4,10 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
 
     OrchestratorError
     ├── ConfigurationError (also ValueError)   bad settings, unknown provider/strategy name
-    ├── NoProvidersError                       the router has no provider to ask
-    ├── AllProvidersFailedError                every attempt failed; ``.attempts`` lists them
-    └── ProviderError                          one provider's call failed
+    └── ProviderError                          a provider's call failed
+        ├── NoProvidersError                   the router has no provider to ask
+        ├── AllProvidersFailedError            every planned provider failed or was skipped;
+        │                                      also an ExceptionGroup of each attempt's error
         ├── AuthenticationError                401: bad or expired credentials
         │   └── PermissionDeniedError          403: the credentials lack a role/folder/scope
         ├── InvalidRequestError                400/404/413/422: the request itself is wrong
@@ -21,10 +22,13 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
         └── StreamError                        a stream broke or ended without its final event
             └── StreamInterruptedError         ...after text reached the caller (partial_text)
 
-Every :class:`ProviderError` carries ``provider``, ``status_code``, ``request_id``,
-``retry_after`` (seconds) and ``transient``. ``TimeoutError`` is exported as an alias of
-:class:`ProviderTimeoutError` for the custom-provider guide's ``from .base import TimeoutError``;
-it is a builtin :class:`TimeoutError` too, so ``except TimeoutError`` keeps working either way.
+``NoProvidersError`` and ``AllProvidersFailedError`` are ``ProviderError``\\ s, so code
+written for the original project (``except ProviderError`` around ``router.route()``) keeps
+catching every failure of a request. Every :class:`ProviderError` carries ``provider``,
+``status_code``, ``request_id``, ``retry_after`` (seconds) and ``transient``.
+``TimeoutError`` is exported as an alias of :class:`ProviderTimeoutError` for the
+custom-provider guide's ``from .base import TimeoutError``; it is a builtin
+:class:`TimeoutError` too, so ``except TimeoutError`` keeps working either way.
 
 Messages never contain secrets: any registered secret (see :mod:`orchestrator.config`) is
 replaced by ``***`` before the message is stored.
@@ -75,10 +79,6 @@ class OrchestratorError(Exception):
 
 class ConfigurationError(OrchestratorError, ValueError):
     """Settings are invalid, or a provider/strategy name is unknown."""
-
-
-class NoProvidersError(OrchestratorError):
-    """The router has no provider configured (or none is allowed for this request)."""
 
 
 class ProviderError(OrchestratorError):
@@ -203,29 +203,60 @@ class StreamInterruptedError(StreamError):
         self.partial_text = partial_text
 
 
+class NoProvidersError(ProviderError):
+    """The router has no provider to ask (none added, or every budget is spent)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One try of one provider, as recorded by the router."""
+    """One try of one provider, as recorded by the router.
+
+    ``skipped`` attempts never reached the provider: ``error`` says why (breaker open,
+    held off by ``Retry-After``, a local limit, parameters it rejects, budget spent).
+    """
 
     provider: str
-    error: BaseException
+    error: Exception
     attempt: int = 1
     elapsed: float = 0.0
+    skipped: bool = False
+
+    def describe(self) -> str:
+        what = "skipped" if self.skipped else f"attempt {self.attempt}"
+        return f"{self.provider} ({what}): {type(self.error).__name__}: {self.error}"
 
 
-class AllProvidersFailedError(OrchestratorError):
-    """Every provider the router tried failed; ``attempts`` lists each try in order."""
+class AllProvidersFailedError(ProviderError, ExceptionGroup[Exception]):
+    """Every provider of the plan failed or was skipped; ``attempts`` lists each in order.
+
+    It is also an :class:`ExceptionGroup` of the attempts' errors, so ``except*`` works
+    (``except* RateLimitError: ...``), as pydantic-ai's ``FallbackExceptionGroup`` does.
+    """
+
+    def __new__(cls, attempts: Sequence[Attempt], message: str = "") -> AllProvidersFailedError:
+        errors = [a.error for a in attempts] or [ProviderError("no provider was attempted")]
+        return super().__new__(cls, message or "All providers failed", errors)
 
     def __init__(self, attempts: Sequence[Attempt], message: str = "") -> None:
         self.attempts = list(attempts)
-        lines = [
-            f"  {a.provider} (attempt {a.attempt}): {type(a.error).__name__}: {a.error}"
-            for a in self.attempts
-        ]
-        head = message or f"All providers failed after {len(self.attempts)} attempt(s)"
-        super().__init__(head + (":\n" + "\n".join(lines) if lines else ""))
+        asked = sum(1 for a in self.attempts if not a.skipped)
+        head = message or f"All providers failed after {asked} attempt(s)"
+        lines = "\n".join(f"  {a.describe()}" for a in self.attempts)
+        super().__init__(head + (":\n" + lines if lines else ""), transient=False)
+
+    # ExceptionGroup's read-only ``message`` would shadow OrchestratorError's attribute.
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
+
+    def derive(self, excs: Sequence[Exception]) -> ExceptionGroup[Exception]:  # type: ignore[override]
+        return ExceptionGroup(self.message, list(excs))
 
     @property
-    def errors(self) -> list[BaseException]:
+    def errors(self) -> list[Exception]:
         """The error of each attempt, in order."""
         return [a.error for a in self.attempts]

@@ -39,6 +39,9 @@ __all__ = ["BreakerConfig", "BreakerState", "CircuitBreaker", "HealthStats", "Pr
 
 BreakerState = Literal["closed", "open", "half_open"]
 Clock = Callable[[], float]
+#: A retry that slept exactly its ``Retry-After`` may wake a clock tick early; it is not
+#: held off again for that.
+_HOLD_SLACK = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,10 @@ class BreakerConfig:
     half_open_probes: int = 1
 
     def __post_init__(self) -> None:
+        for name in ("failure_rate", "window", "cooldown", "max_cooldown"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"breaker {name} must be a finite number, got {value!r}")
         if self.consecutive_failures < 1 or self.min_samples < 1 or self.half_open_probes < 1:
             raise ValueError("breaker thresholds must be at least 1")
         if not 0.0 < self.failure_rate <= 1.0:
@@ -184,12 +191,17 @@ class CircuitBreaker:
 
     def held_for(self) -> float:
         """Seconds left of a ``Retry-After`` hold (0 when not held)."""
-        return max(0.0, self._hold_until - self.clock())
+        left = self._hold_until - self.clock()
+        return left if left > _HOLD_SLACK else 0.0
+
+    def open_for(self) -> float:
+        """Seconds left before an open breaker lets a probe through (0 when not open)."""
+        return max(0.0, self._open_until - self.clock()) if self._state == "open" else 0.0
 
     def admits(self) -> bool:
         """Whether a request may go to this provider now (does not reserve a probe)."""
         now = self.clock()
-        if now < self._hold_until:
+        if now + _HOLD_SLACK < self._hold_until:
             return False
         if self._state == "closed":
             return True
@@ -209,13 +221,6 @@ class CircuitBreaker:
             if self._state == "half_open":
                 self._probes_in_flight += 1
             return True
-
-    def force_acquire(self) -> None:
-        """Admit a request regardless (the router's last resort when all are open)."""
-        with self._lock:
-            if self._state != "closed":
-                self._state = "half_open"
-                self._probes_in_flight += 1
 
     def _window(self, now: float, ok: bool) -> tuple[int, int]:
         """Record one outcome; (calls, failures) within the window, in O(1) amortized."""
@@ -280,12 +285,11 @@ class CircuitBreaker:
         self._probe_successes = 0
 
     def snapshot(self) -> dict[str, Any]:
-        now = self.clock()
         return {
             "state": self.state,
             "consecutive_failures": self._consecutive,
             "trips": self._trips,
-            "open_for": max(0.0, self._open_until - now) if self._state == "open" else 0.0,
+            "open_for": self.open_for(),
             "held_for": self.held_for(),
         }
 

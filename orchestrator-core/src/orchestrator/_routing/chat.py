@@ -1,0 +1,62 @@
+"""The chat operation: one ``provider.chat()`` call, accounted on success."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from orchestrator._routing.engine import contract_error
+from orchestrator.events import UsageEvent
+from orchestrator.types import Completion
+
+if TYPE_CHECKING:
+    from orchestrator._routing.accounting import Ledger
+    from orchestrator._routing.call import Call, Lease
+    from orchestrator.health import ProviderSlot
+
+
+class ChatOperation:
+    """Asks a provider for a whole answer (bounded by the slot's attempt ``timeout``)."""
+
+    __slots__ = ("ledger",)
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def limit(self, slot: ProviderSlot) -> tuple[float | None, str]:
+        timeout = slot.timeout
+        return timeout, (
+            f"Attempt timeout of {timeout:g}s fired; raise add_provider(timeout=...) if the "
+            "model needs longer"
+            if timeout is not None
+            else ""
+        )
+
+    async def run(self, call: Call, lease: Lease) -> Completion:
+        slot = lease.slot
+        completion = await slot.provider.chat(call.messages, call.params)
+        if not isinstance(completion, Completion):
+            raise contract_error(slot, "chat()", completion, "a Completion")
+        usage = completion.usage
+        latency = lease.succeeded(None if usage is None else usage.total_tokens)
+        cost = self.ledger.account(slot, usage, completion.model)
+        completion = replace(
+            completion,
+            provider=slot.name,
+            latency=completion.latency or latency,
+            cost=cost if completion.cost is None else completion.cost,
+        )
+        if call.hooks is not None and call.request is not None:
+            await call.hooks.attempt_success(call.request, slot.name, lease.attempt, latency)
+        if self.ledger.on_usage is not None:
+            await self.ledger.report(
+                UsageEvent(
+                    slot.name,
+                    completion.model,
+                    usage,
+                    completion.cost,
+                    completion.request_id,
+                    "chat",
+                )
+            )
+        return completion

@@ -1,0 +1,242 @@
+"""Streams: opening one (its first text is the commit point), then delivering the rest.
+
+Before the first text a failure is an ordinary failed attempt (the engine fails over). After
+it, a failure is a :class:`StreamInterruptedError` carrying the partial text, and a stream
+that ends without its final chunk is truncated — never a success. Once the final chunk
+arrived the request has succeeded, whatever the connection does afterwards.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from orchestrator._routing.engine import classify, contract_error
+from orchestrator._secrets import get_logger
+from orchestrator.errors import DeadlineExceededError, StreamError, StreamInterruptedError
+from orchestrator.events import UsageEvent
+from orchestrator.retry import retries_managed_by_caller
+from orchestrator.types import Chunk, Completion
+
+if TYPE_CHECKING:
+    from orchestrator._routing.accounting import Ledger
+    from orchestrator._routing.call import Call, Lease
+    from orchestrator.health import ProviderSlot
+    from orchestrator.types import Usage
+
+logger = get_logger("orchestrator.router")
+
+
+@dataclass(slots=True, eq=False)
+class Opened:
+    """A stream that produced its first text; it owns ``lease`` until it is closed."""
+
+    stream: AsyncIterator[Chunk]
+    first: Chunk
+    lease: Lease
+
+
+@dataclass(slots=True, eq=False)
+class StreamRecord:
+    """What a stream delivered, for the ``on_request_end`` hook."""
+
+    parts: list[str] = field(default_factory=list)
+    final: Chunk | None = None
+    usage: Usage | None = None
+
+    def completion(self) -> Completion | None:
+        final = self.final
+        if final is None:
+            return None
+        return Completion(
+            text="".join(self.parts),
+            provider=final.provider,
+            model=final.model,
+            finish_reason=final.finish_reason,
+            usage=self.usage,
+            request_id=final.request_id,
+            cost=final.cost,
+        )
+
+
+async def close(slot: ProviderSlot, stream: AsyncIterator[Chunk]) -> None:
+    """Close a provider's stream (its HTTP response), even while being cancelled."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await aclose()
+            except Exception:  # a provider failing while closing must not mask the cause
+                logger.debug("closing %s stream failed", slot.name, exc_info=True)
+
+
+class OpenStream:
+    """Starts a provider's stream and reads up to its first text (or its final chunk),
+    bounded by the slot's ``first_chunk_timeout``."""
+
+    __slots__ = ()
+
+    def limit(self, slot: ProviderSlot) -> tuple[float | None, str]:
+        limit = slot.first_chunk_timeout
+        return limit, (
+            f"First-chunk timeout of {limit:g}s fired: no text yet; "
+            "raise first_chunk_timeout if this model thinks long"
+            if limit is not None
+            else ""
+        )
+
+    async def run(self, call: Call, lease: Lease) -> Opened:
+        slot = lease.slot
+        stream: Any = None
+        token = retries_managed_by_caller.set(True)
+        try:
+            stream = slot.provider.stream(call.messages, call.params)
+            if inspect.isawaitable(stream):  # an `async def` returning an iterator
+                stream = await stream
+            if not hasattr(stream, "__anext__"):
+                raise contract_error(slot, "stream()", stream, "an async iterator of Chunks")
+            while True:
+                try:
+                    chunk = await stream.__anext__()
+                except StopAsyncIteration:
+                    raise StreamError(
+                        "Stream ended before any text or final chunk", provider=slot.name
+                    ) from None
+                if not isinstance(chunk, Chunk):
+                    raise contract_error(slot, "stream()", chunk, "a Chunk")
+                if chunk.delta or chunk.finish_reason is not None:
+                    break
+            latency = time.perf_counter() - lease.started
+            slot.stats.record_first_chunk(latency)
+            if call.hooks is not None and call.request is not None:
+                await call.hooks.stream_first_chunk(call.request, slot.name, latency)
+        except BaseException:
+            if stream is not None and hasattr(stream, "__anext__"):
+                await close(slot, stream)
+            raise
+        finally:
+            retries_managed_by_caller.reset(token)
+        return Opened(stream, chunk, lease)
+
+
+async def discard(opened: Opened) -> None:
+    """Close a stream that opened but lost a hedge race."""
+    await close(opened.lease.slot, opened.stream)
+    opened.lease.cancelled()
+
+
+async def _next(
+    call: Call, slot: ProviderSlot, stream: AsyncIterator[Chunk], parts: list[str]
+) -> Chunk:
+    """The next chunk after text was delivered; any failure is a StreamInterruptedError."""
+    name = slot.name
+    try:
+        if call.until is None:
+            chunk = await stream.__anext__()
+        else:
+            with anyio.CancelScope(deadline=call.until):
+                return _checked(slot, await stream.__anext__(), parts)
+            raise DeadlineExceededError(
+                f"Request deadline of {call.deadline:g}s ran out while streaming", provider=name
+            )
+    except StopAsyncIteration:
+        raise StreamInterruptedError(
+            "Stream ended without a final chunk (truncated)",
+            provider=name,
+            partial_text="".join(parts),
+        ) from None
+    except Exception as exc:
+        if isinstance(exc, StreamInterruptedError):
+            raise
+        cause = classify(slot, exc)
+        if cause is None:
+            raise
+        raise StreamInterruptedError(
+            f"Stream from {name} failed after text was delivered: {cause.message}",
+            provider=name,
+            request_id=cause.request_id,
+            status_code=cause.status_code,
+            partial_text="".join(parts),
+        ) from exc
+    return _checked(slot, chunk, parts)
+
+
+def _checked(slot: ProviderSlot, chunk: object, parts: list[str]) -> Chunk:
+    if not isinstance(chunk, Chunk):
+        raise StreamInterruptedError(
+            contract_error(slot, "stream()", chunk, "a Chunk").message,
+            provider=slot.name,
+            partial_text="".join(parts),
+        )
+    return chunk
+
+
+async def _drain(call: Call, stream: AsyncIterator[Chunk]) -> None:
+    """Read what follows the final chunk, so the connection can be reused; bounded by the
+    deadline, and never an error: the request has already succeeded."""
+    with anyio.CancelScope(deadline=math.inf if call.until is None else call.until):
+        try:
+            while True:
+                await stream.__anext__()
+        except Exception:  # StopAsyncIteration included
+            return
+
+
+async def deliver(
+    call: Call, opened: Opened, ledger: Ledger, record: StreamRecord
+) -> AsyncGenerator[Chunk, None]:
+    """Yield an opened stream's chunks (the first one included) up to its final chunk."""
+    stream, chunk, lease = opened.stream, opened.first, opened.lease
+    slot = lease.slot
+    name = slot.name
+    parts = record.parts
+    usage: Usage | None = None
+    model: str | None = None
+    try:
+        while True:
+            if chunk.provider != name:
+                chunk = replace(chunk, provider=name)
+            parts.append(chunk.delta)
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.model:
+                model = chunk.model
+            if chunk.finish_reason is not None:
+                break
+            yield chunk
+            chunk = await _next(call, slot, stream, parts)
+    except BaseException as exc:
+        tokens = None if usage is None else usage.total_tokens
+        if isinstance(exc, StreamInterruptedError):
+            lease.failed(exc, tokens)
+        else:
+            lease.cancelled(tokens)
+        # Whatever the vendor reported before the end is still consumed.
+        ledger.account(slot, usage, model)
+        with anyio.CancelScope(shield=True):
+            await close(slot, stream)
+            if ledger.on_usage is not None:
+                await ledger.report(
+                    UsageEvent(name, model, usage, None, chunk.request_id, "stream", False)
+                )
+        raise
+    latency = lease.succeeded(None if usage is None else usage.total_tokens)
+    cost = ledger.account(slot, usage, model)
+    if cost is not None:
+        chunk = replace(chunk, cost=cost)
+    record.final, record.usage = chunk, usage
+    try:
+        if call.hooks is not None and call.request is not None:
+            await call.hooks.attempt_success(call.request, name, lease.attempt, latency)
+        if ledger.on_usage is not None:
+            await ledger.report(UsageEvent(name, model, usage, cost, chunk.request_id, "stream"))
+        yield chunk
+        await _drain(call, stream)
+    finally:
+        await close(slot, stream)
