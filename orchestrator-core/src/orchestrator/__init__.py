@@ -32,10 +32,13 @@ if TYPE_CHECKING:
         RateLimitError,
         StreamInterruptedError,
     )
-    from orchestrator.health import BreakerConfig
+    from orchestrator.events import RequestInfo, UsageEvent
+    from orchestrator.health import BreakerConfig, ProviderSlot
+    from orchestrator.limits import ProviderLimits
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
     from orchestrator.router import Router
+    from orchestrator.strategies import Strategy
     from orchestrator.sync import SyncRouter
     from orchestrator.types import Chunk, Completion, GenerationParams, Message, Usage
 
@@ -58,11 +61,16 @@ __all__ = [
     "PluginRegistry",
     "ProviderConfig",
     "ProviderError",
+    "ProviderLimits",
+    "ProviderSlot",
     "RateLimitError",
+    "RequestInfo",
     "Router",
+    "Strategy",
     "StreamInterruptedError",
     "SyncRouter",
     "Usage",
+    "UsageEvent",
     "__version__",
     "hookimpl",
 ]
@@ -74,6 +82,11 @@ _LAZY = {
     "ProviderConfig": "orchestrator.config",
     "PluginRegistry": "orchestrator.plugins",
     "BreakerConfig": "orchestrator.health",
+    "ProviderSlot": "orchestrator.health",
+    "ProviderLimits": "orchestrator.limits",
+    "Strategy": "orchestrator.strategies",
+    "RequestInfo": "orchestrator.events",
+    "UsageEvent": "orchestrator.events",
     "Chunk": "orchestrator.types",
     "Completion": "orchestrator.types",
     "GenerationParams": "orchestrator.types",

@@ -296,7 +296,14 @@ class CircuitBreaker:
 
 @dataclass(eq=False)
 class ProviderSlot:
-    """A provider inside a router, with its settings and what strategies look at."""
+    """A provider inside a router, with its settings and what strategies look at.
+
+    A :class:`~orchestrator.strategies.Strategy` receives the slots the router may try and
+    orders them. Read, don't write: ``provider`` (and ``name``), ``weight``, ``priority``,
+    ``stats`` (:class:`HealthStats`: success/failure counts, ``latency_ewma``,
+    ``percentile(q)``, ``in_flight``, tokens, cost), ``breaker`` (:class:`CircuitBreaker`:
+    ``state``), ``prices``, ``budget`` and ``limits``. ``Router.slots`` lists them.
+    """
 
     provider: BaseProvider
     weight: float = 1.0

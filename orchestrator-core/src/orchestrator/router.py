@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from orchestrator.plugins import PluginRegistry
     from orchestrator.strategies import Strategy
 
+# RequestInfo and UsageEvent live in orchestrator.events; re-exported for older imports.
 __all__ = ["RequestInfo", "Router", "UsageEvent"]
 
 logger = get_logger("orchestrator.router")

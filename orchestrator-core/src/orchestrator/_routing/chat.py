@@ -23,14 +23,13 @@ class ChatOperation:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def limit(self, slot: ProviderSlot) -> tuple[float | None, str]:
-        timeout = slot.timeout
-        return timeout, (
-            f"Attempt timeout of {timeout:g}s fired; raise add_provider(timeout=...) if the "
-            "model needs longer"
-            if timeout is not None
-            else ""
-        )
+    timeout_message = (
+        "Attempt timeout of {:g}s fired; raise add_provider(timeout=...) if the model needs longer"
+    )
+
+    @staticmethod
+    def timeout(slot: ProviderSlot) -> float | None:
+        return slot.timeout
 
     async def run(self, call: Call, lease: Lease) -> Completion:
         slot = lease.slot

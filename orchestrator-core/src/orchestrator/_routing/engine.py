@@ -46,9 +46,11 @@ _LIMIT_POLL = 0.005
 class Operation(Protocol[T_co]):
     """What one attempt does on a provider (a chat call, or opening a stream)."""
 
-    def limit(self, slot: ProviderSlot) -> tuple[float | None, str]:
-        """Seconds one attempt may take on ``slot`` (None: no limit), and the message of the
-        timeout error when it fires."""
+    #: The message of the timeout error, formatted with the seconds that ran out.
+    timeout_message: str
+
+    def timeout(self, slot: ProviderSlot) -> float | None:
+        """Seconds one attempt may take on ``slot`` (None: no limit of its own)."""
         ...
 
     def run(self, call: Call, lease: Lease) -> Awaitable[T_co]:
@@ -237,7 +239,7 @@ class Engine:
     @staticmethod
     async def _run(call: Call, slot: ProviderSlot, operation: Operation[T], lease: Lease) -> T:
         """Run one attempt under the sooner of its own timeout and the request deadline."""
-        limit, message = operation.limit(slot)
+        limit = operation.timeout(slot)
         until = call.until
         if limit is None and until is None:
             return await operation.run(call, lease)
@@ -246,7 +248,7 @@ class Engine:
         with anyio.CancelScope(deadline=at) as scope:
             return await operation.run(call, lease)
         if scope.cancelled_caught and own is not None and (until is None or own < until):
-            raise ProviderTimeoutError(message, provider=slot.name)
+            raise ProviderTimeoutError(operation.timeout_message.format(limit), provider=slot.name)
         call.deadline_hit = True
         raise DeadlineExceededError(
             f"Request deadline of {call.deadline:g}s ran out while {slot.name} was answering; "

@@ -82,14 +82,14 @@ class OpenStream:
 
     __slots__ = ()
 
-    def limit(self, slot: ProviderSlot) -> tuple[float | None, str]:
-        limit = slot.first_chunk_timeout
-        return limit, (
-            f"First-chunk timeout of {limit:g}s fired: no text yet; "
-            "raise first_chunk_timeout if this model thinks long"
-            if limit is not None
-            else ""
-        )
+    timeout_message = (
+        "First-chunk timeout of {:g}s fired: no text yet; "
+        "raise first_chunk_timeout if this model thinks long"
+    )
+
+    @staticmethod
+    def timeout(slot: ProviderSlot) -> float | None:
+        return slot.first_chunk_timeout
 
     async def run(self, call: Call, lease: Lease) -> Opened:
         slot = lease.slot

@@ -1,0 +1,69 @@
+"""The public names are a promise: this fails when one appears or disappears (httpx's
+``tests/test_exported_members.py`` does the same)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import orchestrator
+
+PUBLIC = {
+    "orchestrator": [
+        "AllProvidersFailedError",
+        "AuthenticationError",
+        "BaseProvider",
+        "BreakerConfig",
+        "Chunk",
+        "Completion",
+        "ConfigurationError",
+        "DeadlineExceededError",
+        "GenerationParams",
+        "InvalidRequestError",
+        "Message",
+        "NoProvidersError",
+        "OrchestratorError",
+        "PluginRegistry",
+        "ProviderConfig",
+        "ProviderError",
+        "ProviderLimits",
+        "ProviderSlot",
+        "RateLimitError",
+        "RequestInfo",
+        "Router",
+        "Strategy",
+        "StreamInterruptedError",
+        "SyncRouter",
+        "Usage",
+        "UsageEvent",
+        "__version__",
+        "hookimpl",
+    ],
+    "orchestrator.providers": [
+        "BaseProvider",
+        "GenerationParams",
+        "MockConfig",
+        "MockProvider",
+        "ProviderConfig",
+    ],
+    "orchestrator.events": ["Outcome", "RequestInfo", "UsageCallback", "UsageEvent"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_names_are_pinned(module: str) -> None:
+    assert sorted(importlib.import_module(module).__all__) == sorted(PUBLIC[module])
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_every_public_name_resolves(module: str) -> None:
+    imported = importlib.import_module(module)
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None
+
+
+def test_lazy_names_match_all() -> None:
+    assert dir(orchestrator) == sorted(orchestrator.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = orchestrator.Nope
