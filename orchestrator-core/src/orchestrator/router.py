@@ -33,7 +33,7 @@ from orchestrator._routing.call import Call
 from orchestrator._routing.chat import ChatOperation
 from orchestrator._routing.engine import Engine, refusal
 from orchestrator._routing.hooks import LIFECYCLE_HOOKS, LifecycleHooks
-from orchestrator._routing.streaming import OpenStream, StreamRecord, deliver, discard
+from orchestrator._routing.streaming import stream_request
 from orchestrator._secrets import get_logger
 from orchestrator.errors import (
     AllProvidersFailedError,
@@ -146,7 +146,6 @@ class Router:
         self._ledger = Ledger(None if budget is None else Decimal(str(budget)), on_usage)
         self._engine = Engine(self._slots, on_limit=on_limit, hedge_after=hedge_after, sleep=sleep)
         self._chat_op = ChatOperation(self._ledger)
-        self._open_op = OpenStream()
         self._hooks_version = -1
         self._hooks: LifecycleHooks | None = None
 
@@ -387,7 +386,7 @@ class Router:
                 if chunk.delta:
                     yield chunk.delta
 
-    async def chat_stream(
+    def chat_stream(
         self,
         messages: MessagesInput,
         params: GenerationParams | Mapping[str, Any] | None = None,
@@ -398,36 +397,15 @@ class Router:
         """Stream an answer as :class:`Chunk`\\ s; the last one has ``finish_reason``.
 
         Fails over only before the first text is yielded. Close it early with
-        ``contextlib.aclosing`` so the connection is released at once.
+        ``contextlib.aclosing`` so the connection is released at once. Like every async
+        generator it starts (and validates its input) when first iterated.
         """
-        call = self._start("stream", messages, params, deadline)
-        plan = self._plan(call, provider)
-        hooks, request = call.hooks, call.request
-        record = StreamRecord()
-        error: BaseException | None = None
-        if hooks is not None and request is not None:
-            await hooks.request_start(request)
-        try:
-            opened = await self._engine.first_success(call, plan, self._open_op, discard)
-            if opened is None:
-                raise self._failure(call)
-            chunks = deliver(call, opened, self._ledger, record)
-            async with contextlib.aclosing(chunks):
-                async for chunk in chunks:
-                    yield chunk
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            if hooks is not None and request is not None:
-                finished = record.final is not None
-                outcome: Outcome = (
-                    "ok" if finished else "error" if error is not None else "cancelled"
-                )
-                with anyio.CancelScope(shield=True):
-                    await hooks.request_end(
-                        request, record.completion(), None if finished else error, outcome
-                    )
+
+        def begin() -> tuple[Call, list[ProviderSlot]]:
+            call = self._start("stream", messages, params, deadline)
+            return call, self._plan(call, provider)
+
+        return stream_request(begin, self._engine, self._ledger, self._failure)
 
     # -- construction from settings ----------------------------------------------------
 

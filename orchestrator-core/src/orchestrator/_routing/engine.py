@@ -172,7 +172,6 @@ class Engine:
             except ProviderError as exc:
                 call.skip(slot, exc)
                 return None
-        policy = provider.retry_policy()
         estimate = estimate_tokens(call.messages) if slot.limits is not None else 0
         number = 0
         while True:
@@ -190,9 +189,8 @@ class Engine:
                     lease.cancelled()
                     raise
                 lease.failed(error)
-            delay = await self._failed(
-                call, slot, lease, error, policy.delay(number, error.retry_after)
-            )
+            delay = provider.retry_policy().delay(number, error.retry_after)
+            delay = await self._failed(call, slot, lease, error, delay)
             if delay is None:
                 return None
             await self.sleep(delay)

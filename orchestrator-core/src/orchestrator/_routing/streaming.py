@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,6 +27,8 @@ from orchestrator.types import Chunk, Completion
 if TYPE_CHECKING:
     from orchestrator._routing.accounting import Ledger
     from orchestrator._routing.call import Call, Lease
+    from orchestrator._routing.engine import Engine
+    from orchestrator.events import Outcome
     from orchestrator.health import ProviderSlot
     from orchestrator.types import Usage
 
@@ -40,29 +42,6 @@ class Opened:
     stream: AsyncIterator[Chunk]
     first: Chunk
     lease: Lease
-
-
-@dataclass(slots=True, eq=False)
-class StreamRecord:
-    """What a stream delivered, for the ``on_request_end`` hook."""
-
-    parts: list[str] = field(default_factory=list)
-    final: Chunk | None = None
-    usage: Usage | None = None
-
-    def completion(self) -> Completion | None:
-        final = self.final
-        if final is None:
-            return None
-        return Completion(
-            text="".join(self.parts),
-            provider=final.provider,
-            model=final.model,
-            finish_reason=final.finish_reason,
-            usage=self.usage,
-            request_id=final.request_id,
-            cost=final.cost,
-        )
 
 
 async def close(slot: ProviderSlot, stream: AsyncIterator[Chunk]) -> None:
@@ -125,56 +104,40 @@ class OpenStream:
         return Opened(stream, chunk, lease)
 
 
+OPEN = OpenStream()
+
+
 async def discard(opened: Opened) -> None:
     """Close a stream that opened but lost a hedge race."""
     await close(opened.lease.slot, opened.stream)
     opened.lease.cancelled()
 
 
-async def _next(
-    call: Call, slot: ProviderSlot, stream: AsyncIterator[Chunk], parts: list[str]
-) -> Chunk:
-    """The next chunk after text was delivered; any failure is a StreamInterruptedError."""
-    name = slot.name
-    try:
-        if call.until is None:
-            chunk = await stream.__anext__()
-        else:
-            with anyio.CancelScope(deadline=call.until):
-                return _checked(slot, await stream.__anext__(), parts)
-            raise DeadlineExceededError(
-                f"Request deadline of {call.deadline:g}s ran out while streaming", provider=name
-            )
-    except StopAsyncIteration:
-        raise StreamInterruptedError(
+async def _before_deadline(call: Call, next_chunk: Callable[[], Awaitable[Chunk]]) -> Chunk:
+    with anyio.CancelScope(deadline=math.inf if call.until is None else call.until):
+        return await next_chunk()
+    raise DeadlineExceededError(f"Request deadline of {call.deadline:g}s ran out while streaming")
+
+
+def _interrupted(slot: ProviderSlot, exc: Exception, parts: list[str]) -> Exception:
+    """What a failure after text was delivered becomes: a StreamInterruptedError, or the
+    exception itself when it is a plugin's bug."""
+    if isinstance(exc, StopAsyncIteration):
+        return StreamInterruptedError(
             "Stream ended without a final chunk (truncated)",
-            provider=name,
-            partial_text="".join(parts),
-        ) from None
-    except Exception as exc:
-        if isinstance(exc, StreamInterruptedError):
-            raise
-        cause = classify(slot, exc)
-        if cause is None:
-            raise
-        raise StreamInterruptedError(
-            f"Stream from {name} failed after text was delivered: {cause.message}",
-            provider=name,
-            request_id=cause.request_id,
-            status_code=cause.status_code,
-            partial_text="".join(parts),
-        ) from exc
-    return _checked(slot, chunk, parts)
-
-
-def _checked(slot: ProviderSlot, chunk: object, parts: list[str]) -> Chunk:
-    if not isinstance(chunk, Chunk):
-        raise StreamInterruptedError(
-            contract_error(slot, "stream()", chunk, "a Chunk").message,
             provider=slot.name,
             partial_text="".join(parts),
         )
-    return chunk
+    cause = classify(slot, exc)
+    if cause is None:
+        return exc
+    return StreamInterruptedError(
+        f"Stream from {slot.name} failed after text was delivered: {cause.message}",
+        provider=slot.name,
+        request_id=cause.request_id,
+        status_code=cause.status_code,
+        partial_text="".join(parts),
+    )
 
 
 async def _drain(call: Call, stream: AsyncIterator[Chunk]) -> None:
@@ -188,55 +151,104 @@ async def _drain(call: Call, stream: AsyncIterator[Chunk]) -> None:
             return
 
 
-async def deliver(
-    call: Call, opened: Opened, ledger: Ledger, record: StreamRecord
+async def stream_request(
+    begin: Callable[[], tuple[Call, list[ProviderSlot]]],
+    engine: Engine,
+    ledger: Ledger,
+    failure: Callable[[Call], Exception],
 ) -> AsyncGenerator[Chunk, None]:
-    """Yield an opened stream's chunks (the first one included) up to its final chunk."""
-    stream, chunk, lease = opened.stream, opened.first, opened.lease
-    slot = lease.slot
-    name = slot.name
-    parts = record.parts
+    """One streamed request, as a single generator (each layer costs per chunk): plan, open
+    a stream through the engine (failing over until one yields text), deliver it."""
+    call, plan = begin()
+    hooks, request = call.hooks, call.request
+    if hooks is not None and request is not None:
+        await hooks.request_start(request)
+    parts: list[str] = []
+    final: Chunk | None = None
     usage: Usage | None = None
-    model: str | None = None
+    error: BaseException | None = None
     try:
-        while True:
-            if chunk.provider != name:
-                chunk = replace(chunk, provider=name)
-            parts.append(chunk.delta)
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if chunk.model:
-                model = chunk.model
-            if chunk.finish_reason is not None:
-                break
-            yield chunk
-            chunk = await _next(call, slot, stream, parts)
-    except BaseException as exc:
-        tokens = None if usage is None else usage.total_tokens
-        if isinstance(exc, StreamInterruptedError):
-            lease.failed(exc, tokens)
-        else:
-            lease.cancelled(tokens)
-        # Whatever the vendor reported before the end is still consumed.
-        ledger.account(slot, usage, model)
-        with anyio.CancelScope(shield=True):
-            await close(slot, stream)
+        opened = await engine.first_success(call, plan, OPEN, discard)
+        if opened is None:
+            raise failure(call)
+        stream, chunk, lease = opened.stream, opened.first, opened.lease
+        slot = lease.slot
+        name = slot.name
+        next_chunk = stream.__anext__
+        model: str | None = None
+        try:
+            while True:
+                if chunk.provider != name:
+                    chunk = replace(chunk, provider=name)
+                parts.append(chunk.delta)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.model:
+                    model = chunk.model
+                if chunk.finish_reason is not None:
+                    break
+                yield chunk
+                try:
+                    chunk = (
+                        await next_chunk()
+                        if call.until is None
+                        else await _before_deadline(call, next_chunk)
+                    )
+                except Exception as exc:
+                    raise _interrupted(slot, exc, parts) from exc
+                if not isinstance(chunk, Chunk):
+                    raise StreamInterruptedError(
+                        contract_error(slot, "stream()", chunk, "a Chunk").message,
+                        provider=name,
+                        partial_text="".join(parts),
+                    )
+        except BaseException as exc:
+            tokens = None if usage is None else usage.total_tokens
+            if isinstance(exc, StreamInterruptedError):
+                lease.failed(exc, tokens)
+            else:
+                lease.cancelled(tokens)
+            # Whatever the vendor reported before the end is still consumed.
+            ledger.account(slot, usage, model)
+            with anyio.CancelScope(shield=True):
+                await close(slot, stream)
+                if ledger.on_usage is not None:
+                    await ledger.report(
+                        UsageEvent(name, model, usage, None, chunk.request_id, "stream", False)
+                    )
+            raise
+        latency = lease.succeeded(None if usage is None else usage.total_tokens)
+        cost = ledger.account(slot, usage, model)
+        if cost is not None:
+            chunk = replace(chunk, cost=cost)
+        final = chunk
+        try:
+            if hooks is not None and request is not None:
+                await hooks.attempt_success(request, name, lease.attempt, latency)
             if ledger.on_usage is not None:
                 await ledger.report(
-                    UsageEvent(name, model, usage, None, chunk.request_id, "stream", False)
+                    UsageEvent(name, model, usage, cost, chunk.request_id, "stream")
                 )
+            yield chunk
+            await _drain(call, stream)
+        finally:
+            await close(slot, stream)
+    except Exception as exc:
+        error = exc
         raise
-    latency = lease.succeeded(None if usage is None else usage.total_tokens)
-    cost = ledger.account(slot, usage, model)
-    if cost is not None:
-        chunk = replace(chunk, cost=cost)
-    record.final, record.usage = chunk, usage
-    try:
-        if call.hooks is not None and call.request is not None:
-            await call.hooks.attempt_success(call.request, name, lease.attempt, latency)
-        if ledger.on_usage is not None:
-            await ledger.report(UsageEvent(name, model, usage, cost, chunk.request_id, "stream"))
-        yield chunk
-        await _drain(call, stream)
     finally:
-        await close(slot, stream)
+        if hooks is not None and request is not None:
+            outcome: Outcome = "ok" if final else "error" if error is not None else "cancelled"
+            result = None
+            if final is not None:
+                result = Completion(
+                    "".join(parts),
+                    final.provider,
+                    final.model,
+                    final.finish_reason,
+                    usage,
+                    final.request_id,
+                    cost=final.cost,
+                )
+            with anyio.CancelScope(shield=True):
+                await hooks.request_end(request, result, None if final else error, outcome)
