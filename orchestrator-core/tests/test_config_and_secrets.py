@@ -88,6 +88,20 @@ def test_key_usable_as_the_guide_writes_it_but_never_shown() -> None:
     assert SECRET not in repr(config.api_key)
 
 
+def test_key_has_pydantics_get_secret_value() -> None:
+    """Issue 12, item 13: code written for pydantic's ``SecretStr`` works unchanged."""
+    config = ProviderConfig(name="p", api_key=SECRET)
+    assert config.api_key is not None
+    value = config.api_key.get_secret_value()  # type: ignore[attr-defined]
+    assert value == SECRET
+    assert type(value) is str  # a plain string: its repr shows it, as pydantic's does
+    assert repr(value) == repr(SECRET)
+    assert f"Bearer {config.api_key}" == f"Bearer {SECRET}"  # the guide's way still works
+    assert SECRET not in repr(config.api_key)
+    config.api_key = "sk-rotated-0123456789"
+    assert config.api_key.get_secret_value() == "sk-rotated-0123456789"  # type: ignore[attr-defined]
+
+
 def test_invalid_config_error_does_not_echo_the_key() -> None:
     with pytest.raises(ValidationError) as info:
         ProviderConfig(name="", api_key=SECRET)

@@ -340,6 +340,15 @@ SELFTEST = textwrap.dedent(
             return await super().chat(messages, params)
 
 
+    class LeakyPrefix(AcmeProvider):
+        """Logs the first 12 characters of its key (what a gateway's error page echoes),
+        through a logger of its own."""
+
+        async def chat(self, messages, params=None):
+            logging.getLogger("leaky").info("key %s...", self.config.api_key[:12])
+            return await super().chat(messages, params)
+
+
     class RaisingHealth(AcmeProvider):
         """Lets health_check raise."""
 
@@ -368,6 +377,7 @@ SELFTEST = textwrap.dedent(
         "generic429": Generic429,
         "cleantruncation": CleanTruncation,
         "leakylogs": LeakyLogs,
+        "leakyprefix": LeakyPrefix,
         "raisinghealth": RaisingHealth,
         "uncheckedparams": UncheckedParams,
     }
@@ -406,6 +416,11 @@ SELFTEST = textwrap.dedent(
         entry_point = "leakylogs"
 
 
+    class TestLeakyPrefix(Base):
+        provider_class = LeakyPrefix
+        entry_point = "leakyprefix"
+
+
     class TestRaisingHealth(Base):
         provider_class = RaisingHealth
         entry_point = "raisinghealth"
@@ -423,6 +438,7 @@ SELFTEST_CLASSES = (
     "TestGeneric429",
     "TestCleanTruncation",
     "TestLeakyLogs",
+    "TestLeakyPrefix",
     "TestRaisingHealth",
     "TestUncheckedParams",
 )
@@ -545,6 +561,13 @@ def test_kit_fails_a_provider_leaking_its_key(
     selftest_results: dict[str, dict[str, set[str]]],
 ) -> None:
     assert _failed_tests(selftest_results, "TestLeakyLogs") == {"test_secrets_never_leak"}
+
+
+def test_kit_fails_a_provider_leaking_the_first_characters_of_its_key(
+    selftest_results: dict[str, dict[str, set[str]]],
+) -> None:
+    """Issue 11, defect 11: twelve characters of the key are a leak too."""
+    assert _failed_tests(selftest_results, "TestLeakyPrefix") == {"test_secrets_never_leak"}
 
 
 def test_kit_fails_a_health_check_that_raises(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
+import logging
 import subprocess
 import sys
+import textwrap
 import types
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +21,6 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.plugins import (
     ENV_ALLOW,
     ENV_BLOCK,
-    PluginLoadWarning,
     PluginRegistry,
     default_registry,
 )
@@ -93,7 +97,9 @@ def test_discovery_is_lazy_and_runs_once(entry_points: list[FakeEntryPoint]) -> 
     assert registry.provider_class("AlphaProvider") is info.cls
 
 
-def test_broken_plugin_is_isolated(entry_points: list[FakeEntryPoint]) -> None:
+def test_broken_plugin_is_isolated(
+    entry_points: list[FakeEntryPoint], caplog: pytest.LogCaptureFixture
+) -> None:
     def bad_register() -> types.ModuleType:
         module = types.ModuleType("p_bad")
 
@@ -108,11 +114,12 @@ def test_broken_plugin_is_isolated(entry_points: list[FakeEntryPoint]) -> None:
     entry_points.append(FakeEntryPoint("broken-register", bad_register))
     entry_points.append(FakeEntryPoint("good", lambda: plugin_module("p_good", "good")))
     registry = PluginRegistry()
-    with pytest.warns(PluginLoadWarning) as record:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failure is logged, never warned
         registry.load()
-    assert any("broken-import" in str(w.message) for w in record)
-    assert any("broken-register" in str(w.message) for w in record)
-    assert any("orchestrator-fake" in str(w.message) for w in record)
+    logged = [r.getMessage() for r in caplog.records if r.name == "orchestrator.plugins"]
+    assert any("broken-import" in m and "orchestrator-fake 9.9" in m for m in logged)
+    assert any("broken-register" in m and "register exploded" in m for m in logged)
     assert {f.plugin for f in registry.failures} == {"broken-import", "broken-register"}
     assert "missing_dependency" in registry.failures[0].reason
     assert registry.provider_info("good").name == "good"
@@ -146,9 +153,11 @@ def test_allow_and_block_lists(
 def test_duplicate_names_are_refused(entry_points: list[FakeEntryPoint]) -> None:
     entry_points.append(FakeEntryPoint("dup", lambda: plugin_module("p_dup", "mock")))
     registry = PluginRegistry()
-    with pytest.warns(PluginLoadWarning, match="already registered"):
-        registry.load()
+    registry.load()
     assert registry.provider_info("mock").cls is MockProvider
+    [failure] = registry.failures
+    assert failure.plugin == "dup"
+    assert "provider name 'mock' is already registered" in failure.reason
 
 
 def test_register_validates_classes(registry: PluginRegistry) -> None:
@@ -159,9 +168,10 @@ def test_register_validates_classes(registry: PluginRegistry) -> None:
         register(dict, name="dict")
 
     module.register_providers = register_providers  # type: ignore[attr-defined]
-    with pytest.warns(PluginLoadWarning, match="not a BaseProvider"):
-        registry.register_plugin(module, "invalid")
+    registry.register_plugin(module, "invalid")
     assert "dict" not in registry.providers
+    [failure] = registry.failures
+    assert failure.plugin == "invalid" and "not a BaseProvider" in failure.reason
 
 
 def test_unknown_provider_says_what_to_install(registry: PluginRegistry) -> None:
@@ -228,3 +238,328 @@ def test_import_orchestrator_is_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+# -- isolation: whatever a plugin raises, loading finishes (issue 11, defect 10) ------------
+
+
+class PluginBug(BaseException):
+    """A BaseException of a plugin's own, outside the Exception tree."""
+
+
+def _sys_exit() -> None:
+    sys.exit(3)
+
+
+def _generator_exit() -> None:
+    raise GeneratorExit
+
+
+def _cancelled() -> None:
+    raise asyncio.CancelledError
+
+
+def _group() -> None:
+    raise BaseExceptionGroup("plugin tasks", [SystemExit(1), ValueError("x")])
+
+
+def _own_base() -> None:
+    raise PluginBug("custom")
+
+
+RAISERS = {
+    "SystemExit": _sys_exit,
+    "GeneratorExit": _generator_exit,
+    "CancelledError": _cancelled,
+    "BaseExceptionGroup": _group,
+    "PluginBug": _own_base,
+}
+
+
+def raising_at_registration(raiser: Callable[[], None]) -> types.ModuleType:
+    module = types.ModuleType("p_raises")
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        raiser()
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    return module
+
+
+@pytest.mark.parametrize("stage", ["import", "registration"])
+@pytest.mark.parametrize("raised", list(RAISERS))
+def test_any_base_exception_from_a_plugin_is_isolated(
+    entry_points: list[FakeEntryPoint], stage: str, raised: str
+) -> None:
+    raiser = RAISERS[raised]
+
+    def load() -> types.ModuleType:
+        if stage == "import":
+            raiser()
+        return raising_at_registration(raiser)
+
+    entry_points.append(FakeEntryPoint("bad", load))
+    entry_points.append(FakeEntryPoint("good", lambda: plugin_module("p_good", "good")))
+    registry = PluginRegistry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the plugin template's pytest setting
+        registry.load()
+    [failure] = registry.failures
+    assert (failure.plugin, failure.distribution, failure.version) == (
+        "bad",
+        "orchestrator-fake",
+        "9.9",
+    )
+    assert f" {raised}" in failure.reason  # names what the plugin raised
+    assert set(registry.providers) == {"mock", "good"}
+    registry.load()  # loaded once: nothing recorded twice
+    assert len(registry.failures) == 1
+    from orchestrator import Router
+
+    Router(registry=registry).add_provider(registry.create_provider("good"))
+
+
+def test_failure_reason_names_the_exception(entry_points: list[FakeEntryPoint]) -> None:
+    entry_points.append(FakeEntryPoint("exits", _sys_exit))
+    registry = PluginRegistry()
+    registry.load()
+    assert registry.failures[0].reason == "import failed: SystemExit: 3"
+
+
+def test_ctrl_c_during_loading_leaves_no_half_loaded_registry(
+    entry_points: list[FakeEntryPoint],
+) -> None:
+    interrupt = True
+
+    def load() -> types.ModuleType:
+        if interrupt:
+            raise KeyboardInterrupt
+        return plugin_module("p_late", "late")
+
+    entry_points.append(FakeEntryPoint("early", lambda: plugin_module("p_early", "early")))
+    entry_points.append(FakeEntryPoint("late", load))
+    registry = PluginRegistry()
+    with pytest.raises(KeyboardInterrupt):
+        registry.load()
+    assert registry.providers == {} and registry.failures == [] and registry.version == 0
+    interrupt = False
+    registry.load()  # a later load starts afresh
+    assert set(registry.providers) == {"mock", "early", "late"}
+    assert registry.failures == []
+
+
+def test_a_group_carrying_ctrl_c_still_stops_loading(entry_points: list[FakeEntryPoint]) -> None:
+    def load() -> types.ModuleType:
+        raise BaseExceptionGroup("plugin tasks", [KeyboardInterrupt()])
+
+    entry_points.append(FakeEntryPoint("interrupted", load))
+    with pytest.raises(BaseExceptionGroup):
+        PluginRegistry().load()
+
+
+def test_an_unprintable_exception_is_still_recorded(entry_points: list[FakeEntryPoint]) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    def load() -> types.ModuleType:
+        raise Unprintable
+
+    entry_points.append(FakeEntryPoint("odd", load))
+    registry = PluginRegistry()
+    registry.load()
+    assert registry.failures[0].reason == "import failed: Unprintable: <unprintable>"
+
+
+def test_router_survives_a_plugin_calling_sys_exit_under_w_error(tmp_path: Path) -> None:
+    """End to end: a really installed plugin (dist-info on sys.path) exits at import; a
+    program run with ``-W error`` creates a Router, and ``orchestrator providers`` says why."""
+    (tmp_path / "exiting_plugin.py").write_text("import sys\nsys.exit('no config')\n")
+    dist = tmp_path / "orchestrator_exiting-1.2.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: orchestrator-exiting\nVersion: 1.2\n"
+    )
+    (dist / "entry_points.txt").write_text("[orchestrator.providers]\nexiting = exiting_plugin\n")
+    code = textwrap.dedent(
+        """
+        from orchestrator import Router
+        from orchestrator.plugins import default_registry
+
+        Router()
+        print([(f.plugin, f.distribution, f.reason) for f in default_registry().failures])
+        """
+    )
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "", "ORCHESTRATOR_DISABLE_PLUGINS": ""}
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    assert "('exiting', 'orchestrator-exiting', 'import failed: SystemExit: no config')" in (
+        run.stdout
+    )
+    assert "orchestrator plugin 'exiting' (distribution orchestrator-exiting 1.2) skipped" in (
+        run.stderr
+    )
+    listing = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "orchestrator", "providers"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "exiting" in listing.stdout + listing.stderr
+    assert "SystemExit: no config" in listing.stdout + listing.stderr
+
+
+# -- aliases share the namespace of names (issue 11, defect 10) -----------------------------
+
+
+def aliased_module(name: str, provider: str, aliases: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    class AliasedProvider(MockProvider):
+        pass
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        register(AliasedProvider, name=provider, aliases=aliases)
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    return module
+
+
+def test_an_alias_cannot_take_over_mock(registry: PluginRegistry) -> None:
+    registry.register_plugin(aliased_module("p_hijack", "hijack", ("mock",)), "hijack")
+    assert registry.provider_info("mock").cls is MockProvider
+    assert "hijack" not in registry.providers  # all of the plugin's registrations, or none
+    [failure] = registry.failures
+    assert failure.plugin == "hijack"
+    assert "alias 'mock' of provider 'hijack' is already registered by builtin" in failure.reason
+
+
+def test_an_alias_cannot_take_over_another_plugins_alias_or_name(
+    registry: PluginRegistry,
+) -> None:
+    registry.register_plugin(aliased_module("p_a", "alpha", ("x",)), "plugin-a")
+    registry.register_plugin(aliased_module("p_b", "beta", ("X",)), "plugin-b")
+    registry.register_plugin(aliased_module("p_c", "gamma", ("alpha",)), "plugin-c")
+    registry.register_plugin(aliased_module("p_d", "x", ()), "plugin-d")
+    assert registry.provider_info("x").name == "alpha"
+    assert set(registry.providers) == {"mock", "alpha"}
+    reasons = {f.plugin: f.reason for f in registry.failures}
+    assert (
+        "alias 'x' of provider 'beta' is already registered by plugin-a (as an alias of "
+        in (reasons["plugin-b"])
+    )
+    assert (
+        "alias 'alpha' of provider 'gamma' is already registered by plugin-a (as a "
+        in (reasons["plugin-c"])
+    )
+    assert "provider name 'x' is already registered by plugin-a" in reasons["plugin-d"]
+
+
+def test_aliases_within_one_plugin_are_checked_too(registry: PluginRegistry) -> None:
+    module = types.ModuleType("p_twice")
+
+    class One(MockProvider):
+        pass
+
+    class Two(MockProvider):
+        pass
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        register(One, name="one", aliases=("shared",))
+        register(Two, name="two", aliases=("shared",))
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    registry.register_plugin(module, "twice")
+    assert set(registry.providers) == {"mock"}
+    assert "alias 'shared' of provider 'two' is already registered by twice" in (
+        registry.failures[0].reason
+    )
+
+
+def test_aliases_must_be_names(registry: PluginRegistry) -> None:
+    registry.register_plugin(aliased_module("p_str", "stringy", "st"), "stringy")
+    registry.register_plugin(aliased_module("p_empty", "empty", ("",)), "empty")
+    assert set(registry.providers) == {"mock"}
+    assert "aliases must be a tuple of names" in registry.failures[0].reason
+    assert "is not a name" in registry.failures[1].reason
+
+
+def test_re_registering_the_same_class_is_not_a_conflict(registry: PluginRegistry) -> None:
+    module = types.ModuleType("p_same")
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        register(MockProvider, name="mock", aliases=("m",))
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    registry.register_plugin(module, "same")
+    assert registry.failures == []
+    assert registry.provider_info("m").cls is MockProvider
+
+
+# -- lookups say why a provider is missing (issue 12, item 15) ------------------------------
+
+
+def test_a_provider_whose_plugin_failed_says_why(entry_points: list[FakeEntryPoint]) -> None:
+    entry_points.append(FakeEntryPoint("broken", boom))
+    registry = PluginRegistry()
+    with pytest.raises(ConfigurationError) as info:
+        registry.provider_info("broken")
+    message = str(info.value)
+    assert "plugin 'broken' (distribution orchestrator-fake) failed to load" in message
+    assert "No module named 'missing_dependency'" in message
+    assert "Unknown provider" not in message
+
+
+def test_an_unrelated_lookup_mentions_the_load_failures(
+    entry_points: list[FakeEntryPoint],
+) -> None:
+    entry_points.append(FakeEntryPoint("broken", boom))
+    with pytest.raises(ConfigurationError, match=r"1 plugin load failure\(s\): broken"):
+        PluginRegistry().provider_info("other")
+
+
+def test_allow_list_names_matching_nothing_are_reported(
+    entry_points: list[FakeEntryPoint],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    entry_points.append(FakeEntryPoint("one", lambda: plugin_module("p1", "one")))
+    monkeypatch.setenv(ENV_ALLOW, "one, nosuch")
+    registry = PluginRegistry()
+    with caplog.at_level(logging.WARNING, logger="orchestrator.plugins"):
+        registry.load()
+    assert set(registry.providers) == {"mock", "one"}
+    [failure] = registry.failures
+    assert failure.plugin == "nosuch"
+    assert "ORCHESTRATOR_PLUGINS names 'nosuch'" in failure.reason
+    assert "installed: one" in failure.reason
+    assert any("nosuch" in r.getMessage() for r in caplog.records)
+
+
+def test_a_provider_left_out_by_the_allow_list_says_so(
+    entry_points: list[FakeEntryPoint], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry_points.append(FakeEntryPoint("one", lambda: plugin_module("p1", "one")))
+    monkeypatch.setenv(ENV_ALLOW, "")
+    with pytest.raises(ConfigurationError, match="ORCHESTRATOR_PLUGINS leaves it out"):
+        PluginRegistry().provider_info("one")
+    monkeypatch.delenv(ENV_ALLOW)
+    monkeypatch.setenv(ENV_BLOCK, "one")
+    with pytest.raises(ConfigurationError, match="ORCHESTRATOR_DISABLE_PLUGINS leaves it out"):
+        PluginRegistry().provider_info("one")
+
+
+def test_registry_is_a_plain_class_keeping_its_state_private(registry: PluginRegistry) -> None:
+    registry.load()
+    text = repr(registry)
+    assert text.startswith("<PluginRegistry loaded: 1 providers")
+    assert "_aliases" not in text and "_lock" not in text and "PluginManager" not in text
+    assert registry != PluginRegistry(entry_points=False)  # identity, not field equality
+    assert not hasattr(registry, "_sources")

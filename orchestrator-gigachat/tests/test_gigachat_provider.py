@@ -594,3 +594,23 @@ async def test_scripted_sequence(make_provider: Make, emulator) -> None:
     assert emulator.request_count == 3
     assert (await provider.chat(HELLO)).text  # 500 then success
     assert emulator.request_count == 5
+
+
+async def test_refreshed_tokens_keep_the_secret_registry_bounded(
+    make_provider: Make, emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11, defect 12: each refresh registers the new token as an ephemeral secret, so
+    a process refreshing for months keeps a bounded set (the newest token stays masked)."""
+    from orchestrator import _secrets
+
+    registry = _secrets.SecretRegistry(ephemeral_limit=3)
+    monkeypatch.setattr(_secrets, "_registry", registry)
+    provider = make_provider()
+    for _ in range(8):
+        provider.tokens.expire()
+        await provider.chat(HELLO)
+    assert emulator.oauth_count >= 8
+    current = provider.tokens.current()
+    assert current is not None and current.value in registry
+    assert len(registry) <= 3 + 2  # the ephemeral tokens plus the config's credentials
+    assert _secrets.redact(f"token {current.value}") == "token ***"

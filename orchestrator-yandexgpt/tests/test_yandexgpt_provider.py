@@ -300,3 +300,23 @@ async def test_cancellation_releases_the_connection(
     with anyio.fail_after(5):
         while server.open_connections:
             await anyio.sleep(0.01)
+
+
+async def test_exchanged_iam_tokens_keep_the_secret_registry_bounded(
+    make_provider: Any, emulator: YandexGPTEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11, defect 12: each exchanged IAM token (and its header) is an ephemeral secret,
+    so a long-running process keeps a bounded set; the newest one stays masked."""
+    from orchestrator import _secrets
+
+    registry = _secrets.SecretRegistry(ephemeral_limit=4)
+    monkeypatch.setattr(_secrets, "_registry", registry)
+    async with make_provider(oauth_token=TEST_OAUTH_TOKEN) as provider:
+        for _ in range(6):
+            provider.credentials.invalidate(await provider.credentials.authorization(provider))
+            assert await provider.generate("hi") == "Echo: hi"
+        header = await provider.credentials.authorization(provider)
+    assert emulator.iam_request_count >= 6
+    assert header in registry
+    assert len(registry) <= 4 + 2  # the ephemeral tokens plus the config's credentials
+    assert _secrets.redact(f"sent {header}") == "sent ***"

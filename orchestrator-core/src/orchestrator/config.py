@@ -24,16 +24,26 @@ __all__ = ["ProviderConfig", "Secret", "SecretStr"]
 
 
 class Secret(str):
-    """A ``str`` that is a credential: usable as a string, masked in ``repr``."""
+    """A ``str`` that is a credential: usable as a string, masked in ``repr``.
+
+    Creating one registers the value for redaction. ``ephemeral=True`` is for values that are
+    replaced regularly (access tokens a provider refreshes): the library remembers only the
+    most recent ones, so refreshing for months keeps its set of secrets bounded.
+    ``get_secret_value()`` returns the plain string, as pydantic's ``SecretStr`` does.
+    """
 
     __slots__ = ()
 
-    def __new__(cls, value: str) -> Self:
-        _secrets.register(value)
+    def __new__(cls, value: str, *, ephemeral: bool = False) -> Self:
+        _secrets.register(value, ephemeral=ephemeral)
         return super().__new__(cls, value)
 
     def __repr__(self) -> str:
         return f"Secret('{_secrets.MASK}')"
+
+    def get_secret_value(self) -> str:
+        """The credential as a plain ``str`` (pydantic ``SecretStr`` compatibility)."""
+        return str.__str__(self)
 
 
 def _to_secret(value: str) -> Secret:
@@ -41,7 +51,9 @@ def _to_secret(value: str) -> Secret:
 
 
 #: A pydantic field type for credentials: validated as ``str``, kept as :class:`Secret`,
-#: serialized as ``***``.
+#: serialized as ``***``. Unlike pydantic's ``SecretStr`` the value *is* a ``str``
+#: (``f"Bearer {config.api_key}"`` gives the key, as the custom-provider guide writes it);
+#: like it, ``config.api_key.get_secret_value()`` gives the plain string.
 SecretStr = Annotated[
     str,
     AfterValidator(_to_secret),

@@ -18,17 +18,22 @@ in the ``orchestrator.providers`` entry-point group::
 
 The entry-point name (``myvendor``) is what the allow and block lists below use; the names
 passed to ``register`` are what ``create_provider("myvendor", config)`` and config files use.
-The core validates what you register (a ``BaseProvider`` subclass, a unique name).
+The core validates what you register: a ``BaseProvider`` subclass, and a name and aliases
+that no other provider (built-in ``mock`` included) already holds as a name or an alias.
 
 Discovery is lazy: nothing is imported until a name is first looked up; it runs once per
-registry. A plugin that fails to import or register is skipped with a
-:class:`PluginLoadWarning` naming it and its distribution, and is listed in
-``registry.failures`` (and by ``orchestrator providers``) — it never breaks the router.
+registry. A plugin that fails to import or register — whatever it raises, ``SystemExit``
+included; only ``KeyboardInterrupt`` stops the loading — is skipped: the core logs a warning
+on the ``orchestrator.plugins`` logger naming it and its distribution, lists it in
+``registry.failures`` (and ``orchestrator providers`` shows it), and a lookup of a name it
+would have provided says why it is missing. Loading never raises and never warns through
+:mod:`warnings` (so ``-W error`` cannot turn one broken plugin into a broken program).
 
 Environment variables:
 
 - ``ORCHESTRATOR_PLUGINS`` — allow list, comma-separated entry-point names; when set, only
-  those load (set but empty: no external plugin loads).
+  those load (set but empty: no external plugin loads). A name that matches no installed
+  entry point is logged and listed in ``registry.failures``.
 - ``ORCHESTRATOR_DISABLE_PLUGINS`` — block list, comma-separated entry-point names.
 """
 
@@ -38,12 +43,11 @@ import importlib
 import importlib.metadata
 import os
 import threading
-import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestrator._secrets import get_logger
+from orchestrator._secrets import get_logger, redact
 from orchestrator.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -84,7 +88,13 @@ logger = get_logger("orchestrator.plugins")
 
 
 class PluginLoadWarning(RuntimeWarning):
-    """A plugin could not be loaded or registered and was skipped."""
+    """Formerly emitted when a plugin was skipped; no longer emitted.
+
+    A plugin that fails to load is logged on the ``orchestrator.plugins`` logger and listed
+    in :attr:`PluginRegistry.failures` instead: a warning raised inside the loading (under
+    ``-W error``) broke the isolation it reported. The class stays so existing
+    ``warnings`` filters naming it keep working.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +128,13 @@ class PluginFailure:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Source:
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+
 def _names_from_env(var: str) -> set[str] | None:
     raw = os.environ.get(var)
     if raw is None:
@@ -125,31 +142,51 @@ def _names_from_env(var: str) -> set[str] | None:
     return {part.strip() for part in raw.split(",") if part.strip()}
 
 
-@dataclass
-class _Source:
-    plugin: str
-    distribution: str | None = None
-    version: str | None = None
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or carries) a Ctrl-C, the one thing loading lets through."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is not None
 
 
-@dataclass
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` for a plugin's exception, even if its ``__str__`` is broken."""
+    try:
+        text = str(exc)
+    except Exception:  # a plugin's exception class can be as broken as the plugin
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class PluginRegistry:
     """Providers and strategies from built-ins and installed plugins.
 
     ``entry_points=False`` gives a registry with the built-ins only (what tests want).
+    :attr:`providers`, :attr:`strategies` and :attr:`failures` are filled by the first
+    lookup (or :meth:`load`); :attr:`version` is bumped whenever a plugin is added, so
+    routers know to re-check lifecycle hooks.
     """
 
-    entry_points: bool = True
-    providers: dict[str, ProviderInfo] = field(default_factory=dict)
-    strategies: dict[str, StrategyInfo] = field(default_factory=dict)
-    failures: list[PluginFailure] = field(default_factory=list)
-    _aliases: dict[str, str] = field(default_factory=dict)
-    _sources: dict[str, _Source] = field(default_factory=dict)
-    _pm: pluggy.PluginManager | None = None
-    _loaded: bool = False
-    #: Bumped whenever a plugin is added, so routers know to re-check lifecycle hooks.
-    version: int = 0
-    _lock: threading.RLock = field(default_factory=threading.RLock)
+    def __init__(self, entry_points: bool = True) -> None:
+        self.entry_points = entry_points
+        self.providers: dict[str, ProviderInfo] = {}
+        self.strategies: dict[str, StrategyInfo] = {}
+        self.failures: list[PluginFailure] = []
+        self.version = 0
+        self._aliases: dict[str, str] = {}
+        #: Entry points left out by the allow or block list: name -> which variable.
+        self._skipped: dict[str, str] = {}
+        self._pm: pluggy.PluginManager | None = None
+        self._loaded = False
+        self._loading = False
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._loaded else "not loaded"
+        return (
+            f"<PluginRegistry {state}: {len(self.providers)} providers, "
+            f"{len(self.strategies)} strategies, {len(self.failures)} failures>"
+        )
 
     # -- loading --------------------------------------------------------------------------
 
@@ -161,86 +198,169 @@ class PluginRegistry:
         return self._pm
 
     def load(self) -> None:
-        """Import built-ins and (unless disabled) entry-point plugins; runs once."""
+        """Import built-ins and (unless disabled) entry-point plugins; runs once.
+
+        Never raises for a plugin's sake: each entry point is isolated (anything it raises
+        but ``KeyboardInterrupt`` is recorded in :attr:`failures`). A ``KeyboardInterrupt``
+        leaves the registry as it was before, so a later ``load()`` starts afresh.
+        """
         if self._loaded:
             return
         with self._lock:
             self._load_locked()
 
     def _load_locked(self) -> None:
-        if self._loaded:  # another thread finished loading while we waited for the lock
+        # Loaded by another thread while we waited for the lock, or re-entered by a plugin
+        # that looks a provider up while it is being imported (it sees what is loaded so far).
+        if self._loaded or self._loading:
             return
         import pluggy
 
         from orchestrator import hookspecs
 
-        pm = pluggy.PluginManager("orchestrator")
-        pm.add_hookspecs(hookspecs)
-        self._pm = pm
-        for module_name in DEFAULT_PLUGINS:
-            self._add_plugin(importlib.import_module(module_name), _Source("builtin"))
-        if self.entry_points:
-            self._load_entry_points()
-        self._loaded = True
+        before = (
+            dict(self.providers),
+            dict(self.strategies),
+            list(self.failures),
+            dict(self._aliases),
+            dict(self._skipped),
+            self.version,
+        )
+        self._loading = True
+        try:
+            pm = pluggy.PluginManager("orchestrator")
+            pm.add_hookspecs(hookspecs)
+            self._pm = pm
+            for module_name in DEFAULT_PLUGINS:
+                self._add_plugin(importlib.import_module(module_name), _Source("builtin"))
+            if self.entry_points:
+                self._load_entry_points()
+            self._loaded = True
+        except BaseException:  # Ctrl-C (or a bug of the core): no half-loaded registry
+            self._pm = None
+            self.providers, self.strategies, self.failures = before[0], before[1], before[2]
+            self._aliases, self._skipped, self.version = before[3], before[4], before[5]
+            raise
+        finally:
+            self._loading = False
 
     def _load_entry_points(self) -> None:
         allow = _names_from_env(ENV_ALLOW)
         block = _names_from_env(ENV_BLOCK) or set()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if (allow is not None and ep.name not in allow) or ep.name in block:
-                logger.debug("plugin %s skipped by %s/%s", ep.name, ENV_ALLOW, ENV_BLOCK)
+        try:
+            points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        except BaseException as exc:  # broken installed metadata
+            if _is_interrupt(exc):
+                raise
+            self._fail(_Source(ENTRY_POINT_GROUP), f"listing entry points failed: {_describe(exc)}")
+            return
+        for ep in points:
+            name = str(getattr(ep, "name", "?"))
+            if allow is not None and name not in allow:
+                self._skipped[name.lower()] = ENV_ALLOW
+                logger.debug("plugin %s skipped: not in %s", name, ENV_ALLOW)
                 continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
-            source = _Source(ep.name, dist, version)
-            try:
-                module = ep.load()
-            except Exception as exc:  # a broken plugin must not break the router
-                self._fail(source, f"import failed: {type(exc).__name__}: {exc}")
+            if name in block:
+                self._skipped[name.lower()] = ENV_BLOCK
+                logger.debug("plugin %s skipped: listed in %s", name, ENV_BLOCK)
                 continue
-            self._add_plugin(module, source)
+            self._load_entry_point(ep, name)
+        if allow:
+            found = {str(getattr(ep, "name", "")) for ep in points}
+            installed = ", ".join(sorted(found)) or "none"
+            for missing in sorted(allow - found):
+                self._fail(
+                    _Source(missing),
+                    f"{ENV_ALLOW} names {missing!r}, but no installed plugin has that "
+                    f"entry-point name (installed: {installed}); fix the spelling or install it",
+                )
 
-    def _fail(self, source: _Source, reason: str) -> None:
-        failure = PluginFailure(source.plugin, source.distribution, source.version, reason)
-        self.failures.append(failure)
-        where = f" (distribution {source.distribution})" if source.distribution else ""
-        message = f"orchestrator plugin {source.plugin!r}{where} skipped: {reason}"
-        logger.warning(message)
-        warnings.warn(message, PluginLoadWarning, stacklevel=2)
+    def _load_entry_point(self, ep: Any, name: str) -> None:
+        """Import and register one entry point; whatever it raises is recorded, not raised."""
+        source = _Source(name)
+        stage = "import"
+        try:
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                source = _Source(name, dist.name, dist.version)
+            module = ep.load()
+            stage = "registration"
+            self._add_plugin(module, source)
+        except BaseException as exc:  # SystemExit, GeneratorExit, CancelledError, ... too
+            if _is_interrupt(exc):
+                raise
+            self._fail(source, f"{stage} failed: {_describe(exc)}", exc)
+
+    def _fail(self, source: _Source, reason: str, exc: BaseException | None = None) -> None:
+        """Record and log a skipped plugin. Never raises and never warns: it runs inside
+        the loading, where a raised warning (``-W error``) would break the isolation."""
+        reason = redact(reason)
+        self.failures.append(
+            PluginFailure(source.plugin, source.distribution, source.version, reason)
+        )
+        where = ""
+        if source.distribution:
+            version = f" {source.version}" if source.version else ""
+            where = f" (distribution {source.distribution}{version})"
+        logger.warning("orchestrator plugin %r%s skipped: %s", source.plugin, where, reason)
+        if exc is not None:
+            logger.debug("orchestrator plugin %r traceback", source.plugin, exc_info=exc)
 
     def register_plugin(self, module: Any, name: str | None = None) -> None:
-        """Register a plugin object (module or instance with hookimpls) by hand."""
+        """Register a plugin object (module or instance with hookimpls) by hand.
+
+        Like an entry point, a plugin that fails to register is recorded in
+        :attr:`failures` and logged rather than raised.
+        """
         self.load()
-        self._add_plugin(module, _Source(name or str(getattr(module, "__name__", module))))
+        with self._lock:
+            self._add_plugin(module, _Source(name or str(getattr(module, "__name__", module))))
 
     def _add_plugin(self, module: Any, source: _Source) -> None:
         """Register ``module``'s hooks; all of its registrations apply, or none do."""
         assert self._pm is not None
+        pm = self._pm
         try:
-            self._pm.register(module, name=f"{source.plugin}:{id(module)}")
-        except Exception as exc:
-            self._fail(source, f"hook validation failed: {exc}")
+            pm.register(module, name=f"{source.plugin}:{id(module)}")
+        except BaseException as exc:  # pluggy reads the plugin's attributes: its code runs
+            if _is_interrupt(exc):
+                raise
+            self._fail(source, f"hook validation failed: {_describe(exc)}", exc)
             return
         staged: list[Callable[[], None]] = []
+        claims: dict[str, ProviderInfo] = {}  # the names and aliases this plugin takes
         for hook_name, registrar in (
-            ("register_providers", self._provider_registrar),
-            ("register_strategies", self._strategy_registrar),
+            ("register_providers", self._provider_registrar(source, staged, claims)),
+            ("register_strategies", self._strategy_registrar(source, staged)),
         ):
-            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 if impl.plugin is not module:
                     continue
                 try:
-                    impl.function(register=registrar(source, staged))
-                except Exception as exc:
-                    self._pm.unregister(module)
-                    self._fail(source, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    impl.function(register=registrar)
+                except BaseException as exc:  # SystemExit too: see the module docstring
+                    pm.unregister(module)
+                    if _is_interrupt(exc):
+                        raise
+                    self._fail(source, f"{hook_name} raised {_describe(exc)}", exc)
                     return
         for apply in staged:
             apply()
         self.version += 1
 
+    def _owner(
+        self, name: str, claims: dict[str, ProviderInfo]
+    ) -> tuple[str, type[BaseProvider], str] | None:
+        """Who holds ``name`` as a name or an alias: (provider, class, plugin), if anyone."""
+        key = name if name in self.providers else self._aliases.get(name)
+        if key is not None:
+            info = self.providers[key]
+            return key, info.cls, info.plugin
+        pending = claims.get(name)
+        return None if pending is None else (pending.name, pending.cls, pending.plugin)
+
     def _provider_registrar(
-        self, source: _Source, staged: list[Callable[[], None]]
+        self, source: _Source, staged: list[Callable[[], None]], claims: dict[str, ProviderInfo]
     ) -> Callable[..., None]:
         def register(
             cls: type[BaseProvider], name: str | None = None, aliases: Iterable[str] = ()
@@ -249,20 +369,42 @@ class PluginRegistry:
 
             if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
                 raise TypeError(f"{cls!r} is not a BaseProvider subclass")
+            if isinstance(aliases, str):
+                raise TypeError(f"aliases must be a tuple of names, not the string {aliases!r}")
             key = (name or cls.__name__).lower()
-            existing = self.providers.get(self._aliases.get(key, key))
-            if existing is not None and existing.cls is not cls:
+            names = [key]
+            for alias in aliases:
+                if not isinstance(alias, str) or not alias.strip():
+                    raise TypeError(f"alias {alias!r} of provider {key!r} is not a name")
+                if alias.lower() not in names:
+                    names.append(alias.lower())
+            # Names and aliases share one namespace: none may take over another provider's.
+            for taken in names:
+                holder = self._owner(taken, claims)
+                if holder is None:
+                    continue
+                owner, owner_cls, plugin = holder
+                if owner == key and owner_cls is cls:
+                    continue  # the same class registered again under the same name
+                label = (
+                    f"provider name {taken!r}"
+                    if taken == key
+                    else f"alias {taken!r} of provider {key!r}"
+                )
+                role = "a provider name" if taken == owner else f"an alias of {owner!r}"
                 raise ValueError(
-                    f"provider name {key!r} is already registered by {existing.plugin}"
+                    f"{label} is already registered by {plugin} (as {role}); choose another"
                 )
             info = ProviderInfo(
-                key, cls, tuple(aliases), source.plugin, source.distribution, source.version
+                key, cls, tuple(names[1:]), source.plugin, source.distribution, source.version
             )
+            for taken in names:
+                claims[taken] = info
 
             def apply() -> None:
                 self.providers[key] = info
                 for alias in info.aliases:
-                    self._aliases[alias.lower()] = key
+                    self._aliases[alias] = key
 
             staged.append(apply)
 
@@ -271,6 +413,8 @@ class PluginRegistry:
     def _strategy_registrar(
         self, source: _Source, staged: list[Callable[[], None]]
     ) -> Callable[..., None]:
+        pending: dict[str, type[Strategy]] = {}
+
         def register(cls: type[Strategy], name: str | None = None) -> None:
             key = (name or getattr(cls, "name", "") or cls.__name__).lower()
             if not callable(getattr(cls, "order", None)):
@@ -278,6 +422,9 @@ class PluginRegistry:
             existing = self.strategies.get(key)
             if existing is not None and existing.cls is not cls:
                 raise ValueError(f"strategy {key!r} is already registered by {existing.plugin}")
+            if pending.get(key, cls) is not cls:
+                raise ValueError(f"strategy {key!r} is registered twice by {source.plugin}")
+            pending[key] = cls
             info = StrategyInfo(key, cls, source.plugin)
             staged.append(lambda: self.strategies.__setitem__(key, info))
 
@@ -286,19 +433,51 @@ class PluginRegistry:
     # -- lookups --------------------------------------------------------------------------
 
     def provider_info(self, name: str) -> ProviderInfo:
-        """The provider registered as ``name`` (or an alias); ConfigurationError if none."""
+        """The provider registered as ``name`` (or an alias); ConfigurationError if none.
+
+        The error says why when it can: the plugin that would provide ``name`` failed to
+        load (and its reason), or was left out by the allow or block list.
+        """
         self.load()
         key = name.lower()
         key = self._aliases.get(key, key)
         info = self.providers.get(key)
         if info is None:
-            installed = ", ".join(sorted(self.providers)) or "none"
-            hint = KNOWN_PACKAGES.get(name) or KNOWN_PACKAGES.get(key)
-            fix = f"; install it with `pip install {hint}`" if hint else ""
-            raise ConfigurationError(
-                f"Unknown provider {name!r}{fix}. Installed providers: {installed}"
-            )
+            raise ConfigurationError(self._unknown_provider(name, key))
         return info
+
+    def _unknown_provider(self, name: str, key: str) -> str:
+        installed = ", ".join(sorted(self.providers)) or "none"
+        package = KNOWN_PACKAGES.get(name) or KNOWN_PACKAGES.get(key)
+        candidates = {key, f"orchestrator-{key}", f"orchestrator_{key}"}
+        if package:
+            candidates.add(package)
+        for failure in self.failures:
+            dist = (failure.distribution or "").lower()
+            if failure.plugin.lower() in candidates or dist in candidates:
+                where = f" (distribution {failure.distribution})" if failure.distribution else ""
+                return (
+                    f"Provider {name!r} is not available: plugin {failure.plugin!r}{where} "
+                    f"failed to load: {failure.reason}. Fix or reinstall it "
+                    "(`orchestrator providers` lists load failures). "
+                    f"Installed providers: {installed}"
+                )
+        skipped_by = self._skipped.get(key)
+        if skipped_by is not None:
+            return (
+                f"Provider {name!r} is not available: plugin {key!r} is installed but "
+                f"{skipped_by} leaves it out; change {skipped_by} to load it. "
+                f"Installed providers: {installed}"
+            )
+        fix = f"; install it with `pip install {package}`" if package else ""
+        failed = ""
+        if self.failures:
+            plugins = ", ".join(sorted({f.plugin for f in self.failures}))
+            failed = (
+                f" ({len(self.failures)} plugin load failure(s): {plugins}; "
+                "see `orchestrator providers`)"
+            )
+        return f"Unknown provider {name!r}{fix}. Installed providers: {installed}{failed}"
 
     def provider_class(self, class_name: str) -> type[BaseProvider] | None:
         """The registered provider class called ``class_name``, if any."""

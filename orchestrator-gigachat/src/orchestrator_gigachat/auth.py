@@ -187,4 +187,4 @@ class TokenManager:
                 request_id=request_id_of(response),
                 transient=True,
             )
-        return AccessToken(Secret(value), expires_at, source)
+        return AccessToken(Secret(value, ephemeral=True), expires_at, source)

@@ -250,7 +250,7 @@ class ExchangedIamAuth(Credentials):
                 provider=provider.name,
                 status_code=response.status_code,
             ) from None
-        header = Secret(f"Bearer {Secret(token)}")
+        header = Secret(f"Bearer {Secret(token, ephemeral=True)}", ephemeral=True)
         with self._state_lock:
             self._header = header
             self._fetched_at = time.monotonic()
