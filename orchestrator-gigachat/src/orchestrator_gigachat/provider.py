@@ -501,7 +501,7 @@ class GigaChatProvider(BaseProvider):
         try:
             await self._open("GET", "/models")
         except Exception as exc:
-            self.logger.warning("%s: health check failed: %s", self.config.name, exc)
+            self.logger.info("%s: health check failed: %s", self.config.name, exc)
             return False
         return True
 

@@ -663,7 +663,7 @@ class YandexGPTProvider(BaseProvider):
                 )
         except Exception as exc:
             mapped = exc if isinstance(exc, ProviderError) else map_transport_error(exc, None)
-            self.logger.warning(
+            self.logger.info(
                 "%s: health check failed: %s: %s",
                 self.name,
                 type(exc).__name__,
