@@ -114,7 +114,7 @@ _KNOWN_ENV = {
     "yandexgpt": {
         "api_key": "YC_API_KEY",
         "folder_id": "YC_FOLDER_ID",
-        "base_url": "YC_API_ENDPOINT",
+        "base_url": "YANDEXGPT_BASE_URL",
     },
 }
 
