@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+#: Where the documentation lives (user-facing messages point here, not at repository paths).
+DOCS_URL = "https://github.com/multi-llm-orchestrator/orchestrator/tree/main/docs"
+
 # Silent unless asked: a NullHandler, and ORCHESTRATOR_LOG=debug|info for stderr output.
 _logging.install(os.environ.get(_logging.ENV_VAR))
 
