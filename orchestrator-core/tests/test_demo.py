@@ -29,9 +29,11 @@ def test_demo_shows_failover_breaker_and_cut_stream() -> None:
     from orchestrator.demo import run_demo
 
     out = io.StringIO()
-    code = run_demo(requests=24, plain=True, out=out, pace=0.01, latency=0.02)
+    code = run_demo(requests=30, plain=True, out=out, pace=0.01, latency=0.02)
     text = out.getvalue()
     assert code == 0, text
+    assert all(len(line) <= 80 for line in text.splitlines()), text  # wrapped between words
+    text = " ".join(text.split())
     assert "FAILOVER" in text
     assert "breaker OPEN" in text and "breaker CLOSED" in text
     assert "CUT" in text and "StreamInterruptedError(partial_text=" in text
@@ -116,7 +118,8 @@ def _demo(registry: PluginRegistry, **first: Any) -> Any:
     router.add_provider(MockProvider(MockConfig(name="b")))
     out = io.StringIO()
     sync = SyncRouter(router)
-    demo = Demo(sync, {"a": object(), "b": object()}, PlainDisplay(out, 10), pace=0)  # type: ignore[dict-item]
+    display = PlainDisplay(out, 10, width=200)
+    demo = Demo(sync, {"a": object(), "b": object()}, display, pace=0)  # type: ignore[dict-item]
     return demo, sync, out
 
 
@@ -183,9 +186,70 @@ def test_rich_display_renders() -> None:
         display.event(Event(0.0, "phase", "1/6 [normal] traffic"))
         display.event(Event(0.1, "cut", "partial_text='[not markup]'"))
         display.progress(5, 10, stats)
+        display.console.print(display._render())  # the current phase's events, in full
         tally = Tally(total=1, delivered=1, failovers=1, cuts=1)
         tally.breaker_opened.add("gigachat")
         tally.breaker_closed.add("gigachat")
         display.summary(stats, tally, 1.5)
     text = out.getvalue()
     assert "gigachat" in text and "1/1" in text and "[not markup]" in text
+    assert "1/6 [normal] traffic: 1 cut stream" in text  # the phase's summary, escaped too
+
+
+@pytest.mark.parametrize("requests", [0, -1, 6, 29])
+def test_run_demo_refuses_a_workload_too_small_for_its_phases(requests: int) -> None:
+    from orchestrator.demo import MIN_REQUESTS, run_demo
+
+    out = io.StringIO()
+    with pytest.raises(ConfigurationError, match=f"at least {MIN_REQUESTS} requests"):
+        run_demo(requests=requests, out=out)
+    assert out.getvalue() == ""  # refused before starting anything
+
+
+def test_min_requests_is_the_clis() -> None:
+    from orchestrator import cli
+    from orchestrator.demo import MIN_REQUESTS
+
+    assert MIN_REQUESTS == cli.DEMO_MIN_REQUESTS == 30
+
+
+def test_plain_lines_break_between_words() -> None:
+    from orchestrator.demo import Event, PlainDisplay, wrap
+
+    text = (
+        "gigachat: stream cut after 29 chars -> StreamInterruptedError(partial_text='GigaChat "
+        "emulator: Translate '); not continued elsewhere, asking again"
+    )
+    out = io.StringIO()
+    PlainDisplay(out, 1, width=80).event(Event(4.2, "cut", text))
+    lines = out.getvalue().splitlines()
+    assert len(lines) > 1 and all(len(line) <= 80 for line in lines)
+    assert all(line.startswith(" " * 17) for line in lines[1:])  # under the event's text
+    assert " ".join(out.getvalue().split()) == f"[ 4.2s] CUT {' '.join(text.split())}"
+    words = set(text.split())
+    assert all(word in words for line in lines[1:] for word in line.split())
+    assert wrap("a " * 40, 30, 2).splitlines()[1].startswith("  a")
+
+
+def test_rich_display_keeps_a_summary_of_every_phase() -> None:
+    """The live view showed only the last ~10 events: the failovers of earlier phases
+    vanished. Finished phases now stay as one summary line each."""
+    from orchestrator.demo import Event, RichDisplay, Tally
+
+    out = io.StringIO()
+    display = RichDisplay(out, 40)
+    display.console.width = 100
+    with display:
+        display.event(Event(0.0, "phase", "2/6 rate limits"))
+        display.event(Event(0.1, "retry", "gigachat: RateLimitError, retry 1 in 0.30s"))
+        display.event(Event(0.2, "failover", "gigachat failed (RateLimitError)"))
+        display.event(Event(0.3, "phase", "3/6 yandexgpt outage"))
+        for n in range(15):
+            display.event(Event(0.4 + n, "failover", f"yandexgpt failed #{n}"))
+        display.event(Event(20.0, "breaker", "yandexgpt: breaker OPEN (cooldown 1.0s)"))
+        display.event(Event(21.0, "phase", "4/6 yandexgpt recovers"))
+        display.summary({"providers": {}}, Tally(total=1, delivered=1), 1.0)
+    text = out.getvalue()
+    assert "2/6 rate limits: 1 retry; 1 failover" in text
+    assert "3/6 yandexgpt outage: 15 failovers; yandexgpt: breaker OPEN" in text
+    assert "4/6 yandexgpt recovers: all answered first time" in text

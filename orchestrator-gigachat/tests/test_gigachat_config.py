@@ -99,6 +99,36 @@ def test_config_validation() -> None:
     assert GigaChatConfig(scope="corp").scope == "GIGACHAT_API_CORP"
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "fix"),
+    [
+        ("scope", "BOGUS", "PERS, B2B or CORP"),
+        ("timeout", "abc", "a number above 0"),
+        ("timeout", "0", "a number above 0"),
+        ("verify_ssl", "maybe", "true or false"),
+        ("base_url", "not-a-url", "http:// or https:// URL"),
+        ("base_url", "https://host:port", "http:// or https:// URL"),
+        ("auth_url", "ngw.example:9443", "http:// or https:// URL"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str, fix: str
+) -> None:
+    var = ENV_VARS[field]
+    monkeypatch.setenv("GIGACHAT_CREDENTIALS", "a2V5OnNlY3JldA==")
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigurationError) as info:
+        GigaChatProvider.config_from_env("gigachat")
+    message = str(info.value)
+    assert message.startswith(f"{var}={value!r} is not valid")
+    assert fix in message and f"unset {var}" in message
+    assert "a2V5OnNlY3JldA==" not in message
+    # The same value given explicitly is reported as the field, not the variable.
+    with pytest.raises(ValueError, match=field) as explicit:
+        GigaChatConfig(name="g", **{field: value})
+    assert var not in str(explicit.value)
+
+
 def test_no_credentials_is_a_configuration_error(monkeypatch) -> None:
     for var in ENV_VARS.values():
         monkeypatch.delenv(var, raising=False)

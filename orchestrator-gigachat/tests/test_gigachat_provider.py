@@ -78,6 +78,20 @@ async def test_chat_answer_usage_request_id(provider: GigaChatProvider, emulator
     assert body["model"] == "GigaChat-2" and body["stream"] is False
 
 
+async def test_a_changed_config_model_reaches_the_wire(
+    provider: GigaChatProvider, emulator
+) -> None:
+    """`orchestrator ask --model` sets ``config.model`` after construction: the next chat and
+    stream send (and report) the new model."""
+    await provider.chat(HELLO)
+    assert last_body(emulator)["model"] == "GigaChat-2"
+    provider.config.model = "GigaChat-2-Max"
+    completion = await provider.chat(HELLO)
+    assert last_body(emulator)["model"] == "GigaChat-2-Max" == completion.model
+    chunks = await collect(provider, HELLO)
+    assert last_body(emulator)["model"] == "GigaChat-2-Max" == chunks[-1].model
+
+
 async def test_generate_is_the_seed_contract(provider: GigaChatProvider) -> None:
     assert await provider.generate("ping") == "GigaChat emulator: ping"
 

@@ -142,15 +142,57 @@ def test_bad_auth_env_value() -> None:
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "base"),
+    ("value", "base"),
     [
-        ("llm.api.cloud.yandex.net:443", "https://llm.api.cloud.yandex.net"),
         ("https://proxy.example/", "https://proxy.example"),
+        ("http://127.0.0.1:8080/llm", "http://127.0.0.1:8080/llm"),
     ],
 )
-def test_api_endpoint_from_environment(endpoint: str, base: str) -> None:
-    made = provider({"YC_API_ENDPOINT": endpoint}, api_key="AQVN-k", folder_id=FOLDER)
+def test_base_url_from_our_own_variable(value: str, base: str) -> None:
+    made = provider({"YANDEXGPT_BASE_URL": value}, api_key="AQVN-k", folder_id=FOLDER)
     assert made.base_url == base
+    config = YandexGPTProvider.config_from_env(
+        "y", environ={"YANDEXGPT_BASE_URL": value, "YC_API_KEY": "AQVN-k", "YC_FOLDER_ID": FOLDER}
+    )
+    assert config is not None and config.base_url == base
+
+
+@pytest.mark.parametrize("value", ["api.cloud.yandex.net:443", "::::", "https://x.example"])
+def test_yc_api_endpoint_is_not_the_rest_host(value: str) -> None:
+    """Yandex's SDKs read YC_API_ENDPOINT as their gRPC discovery host; it is never used as
+    the REST base URL (whatever it holds, even garbage)."""
+    environ = {"YC_API_ENDPOINT": value, "YC_API_KEY": "AQVN-k", "YC_FOLDER_ID": FOLDER}
+    assert provider(environ, api_key="AQVN-k", folder_id=FOLDER).base_url == DEFAULT_BASE_URL
+    config = YandexGPTProvider.config_from_env("y", environ=environ)
+    assert config is not None and config.base_url is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "match"),
+    [
+        ({"YANDEXGPT_BASE_URL": "not-a-url"}, "YANDEXGPT_BASE_URL='not-a-url'"),
+        ({"YANDEXGPT_BASE_URL": "https://host:port"}, "YANDEXGPT_BASE_URL='https://host:port'"),
+        ({"YC_FOLDER_ID": "my folder"}, "YC_FOLDER_ID='my folder' is not a folder id"),
+        ({"YANDEXGPT_AUTH": "password"}, "YANDEXGPT_AUTH='password'"),
+        ({"YC_SERVICE_ACCOUNT_KEY_FILE": "/nonexistent/key.json"}, "YC_SERVICE_ACCOUNT_KEY_FILE"),
+    ],
+)
+def test_a_bad_environment_value_is_a_configuration_error(
+    environ: dict[str, str], match: str
+) -> None:
+    environ = {"YC_FOLDER_ID": FOLDER, **environ}
+    if "YC_SERVICE_ACCOUNT_KEY_FILE" not in environ:
+        environ["YC_API_KEY"] = "AQVN-k"
+    with pytest.raises(ConfigurationError, match=match):
+        YandexGPTProvider.config_from_env("y", environ=environ)
+
+
+@pytest.mark.parametrize("field", ["base_url", "iam_url", "operation_url"])
+def test_urls_in_the_config_are_checked(field: str) -> None:
+    with pytest.raises(ValueError, match="http:// or https:// URL"):
+        YandexGPTConfig(name="y", **{field: "llm.example"})
+    with pytest.raises(ValueError, match="not a URL"):
+        YandexGPTConfig(name="y", **{field: "https://[::1"})
 
 
 @pytest.mark.parametrize(
@@ -234,7 +276,7 @@ def test_config_from_env_warns_when_the_folder_is_missing(
     ],
 )
 def test_config_from_env(environ: dict[str, str], field: str) -> None:
-    environ = {**environ, "YC_FOLDER_ID": FOLDER, "YC_API_ENDPOINT": "llm.example:443"}
+    environ = {**environ, "YC_FOLDER_ID": FOLDER, "YANDEXGPT_BASE_URL": "https://llm.example/"}
     config = YandexGPTProvider.config_from_env("yandexgpt", environ=environ)
     assert config is not None
     assert config.auth == field

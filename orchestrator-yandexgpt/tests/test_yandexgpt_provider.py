@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import pytest
 
-from orchestrator.errors import InvalidRequestError, ProviderTimeoutError
+from orchestrator.errors import ConfigurationError, InvalidRequestError, ProviderTimeoutError
 from orchestrator.testing import LoopbackServer
 from orchestrator.types import GenerationParams, Message
 from orchestrator_yandexgpt import YandexGPTProvider
@@ -114,6 +114,27 @@ async def test_model_uri_is_sent(
         completion = await provider.chat(HELLO)
     assert completion.model == uri
     assert emulator.requests[-1]["json"]["modelUri"] == uri
+
+
+async def test_a_changed_config_model_reaches_the_wire(
+    make_provider: Any, emulator: YandexGPTEmulator
+) -> None:
+    """`orchestrator ask --model` and `provider.config.model = ...` change the model after
+    construction: every later request (chat, stream, health check) uses the new one."""
+    async with make_provider(model="yandexgpt-lite") as provider:
+        await provider.chat(HELLO)
+        assert emulator.requests[-1]["json"]["modelUri"].endswith("/yandexgpt-lite/latest")
+        provider.config.model = "yandexgpt"
+        completion = await provider.chat(HELLO)
+        assert completion.model == f"gpt://{TEST_FOLDER_ID}/yandexgpt/latest"
+        assert emulator.requests[-1]["json"]["modelUri"] == completion.model
+        await collect(provider, HELLO)
+        assert emulator.requests[-1]["json"]["modelUri"] == completion.model
+        assert await provider.health_check()
+        assert emulator.requests[-1]["json"]["modelUri"] == completion.model
+        provider.config.model = "not a model!"
+        with pytest.raises(ConfigurationError, match="is not a model name"):
+            await provider.chat(HELLO)
 
 
 async def test_stream_yields_deltas_that_join_to_the_plain_answer(

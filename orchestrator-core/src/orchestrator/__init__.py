@@ -14,8 +14,10 @@ Names are imported lazily: ``import orchestrator`` loads no plugin and no HTTP c
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
+from orchestrator import _logging
 from orchestrator.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -43,6 +45,12 @@ if TYPE_CHECKING:
     from orchestrator.types import Chunk, Completion, GenerationParams, Message, Usage
 
 __version__ = "0.1.0"
+
+#: Where the documentation lives (user-facing messages point here, not at repository paths).
+DOCS_URL = "https://github.com/multi-llm-orchestrator/orchestrator/tree/main/docs"
+
+# Silent unless asked: a NullHandler, and ORCHESTRATOR_LOG=debug|info for stderr output.
+_logging.install(os.environ.get(_logging.ENV_VAR))
 
 __all__ = [
     "AllProvidersFailedError",

@@ -9,8 +9,9 @@
 
 The router comes from ``--config PATH``, else ``./orchestrator.toml`` when present, else the
 environment (``Router.from_env()``). Exit codes: 0 success, 1 the request or a check failed,
-2 bad usage or configuration, 130 interrupted. Errors go to stderr; colour only on a
-terminal and never with ``NO_COLOR`` set.
+2 bad usage or configuration (one ``error:`` line naming the flag, variable or key, never a
+traceback), 130 interrupted. Errors and the library's warnings go to stderr (``-v`` adds
+retries and failovers); colour only on a terminal and never with ``NO_COLOR`` set.
 
 Only ``argparse`` is imported at start-up so ``orchestrator --help`` stays fast; each command
 imports what it needs.
@@ -22,13 +23,15 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    import logging
+
     from orchestrator.router import Router
     from orchestrator.sync import SyncRouter
-    from orchestrator.types import Completion
+    from orchestrator.types import Chunk, Completion, GenerationParams
 
 __all__ = ["main"]
 
@@ -36,6 +39,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+#: The demo's six phases need this many requests (``demo --requests``).
+DEMO_MIN_REQUESTS = 30
 
 
 class UsageError(Exception):
@@ -59,7 +66,40 @@ def _style(text: str, code: str, stream: TextIO) -> str:
 
 
 def _error(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()  # what was printed comes first
     print(f"{_style('error:', '31;1', sys.stderr)} {message}", file=sys.stderr)
+
+
+def _number(
+    kind: type[float] | type[int],
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses ``kind`` and checks its range, so a bad value is
+    argparse's one ``error:`` line naming the flag (exit 2)."""
+    import math
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
+            ) from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"must be more than {above:g}, got {text}")
+        if at_least is not None and value < at_least:
+            raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -96,11 +136,17 @@ def load_router(args: argparse.Namespace) -> Router:
                 f"--provider {pinned!r} is not configured; configured providers: "
                 f"{', '.join(_names(router))}"
             )
+        asked = [p for p in router.providers if pinned is None or p.config.name == pinned]
         model = getattr(args, "model", None)
-        if model:
-            for provider in router.providers:
-                if pinned is None or provider.config.name == pinned:
-                    provider.config.model = model
+        timeout = getattr(args, "timeout", None)
+        for provider in asked:
+            if model:
+                provider.config.model = model
+            if timeout is not None:
+                provider.config.timeout = timeout
+        deadline = getattr(args, "deadline", None)
+        if deadline is not None:
+            router.deadline = deadline
     except NoProvidersError as exc:
         raise UsageError(
             f"{exc}\nTry it offline first: `orchestrator demo`, or `orchestrator emulate "
@@ -108,6 +154,9 @@ def load_router(args: argparse.Namespace) -> Router:
         ) from None
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
+    except ValueError as exc:  # the router refused a value the settings let through
+        where = f"{path}: " if path is not None else ""
+        raise UsageError(f"{where}{exc}") from None
     return router
 
 
@@ -115,13 +164,46 @@ def _names(router: Router) -> list[str]:
     return [p.config.name for p in router.providers]
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any] | None:
-    params = {
-        key: value
-        for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens))
-        if value is not None
-    }
-    return params or None
+def _option_value(text: str) -> Any:
+    """``-o KEY VALUE``: JSON when it parses (numbers, lists), else the text itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _params(args: argparse.Namespace) -> GenerationParams | None:
+    """The generation parameters of ``--temperature``, ``--max-tokens`` and ``-o``, checked
+    before any request: a bad one is a usage error naming the flag."""
+    from pydantic import ValidationError
+
+    from orchestrator.types import GenerationParams
+
+    fields = GenerationParams.model_fields
+    given: dict[str, tuple[str, Any]] = {}  # key -> (how it was given, value)
+    for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens)):
+        if value is not None:
+            given[key] = (f"--{key.replace('_', '-')} {value:g}", value)
+    for key, text in getattr(args, "option", None) or []:
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise UsageError(f"-o {key}: unknown parameter; use one of {', '.join(sorted(fields))}")
+        value = _option_value(text)
+        if name == "stop" and isinstance(value, str):
+            value = [value]
+        given[name] = (f"-o {key} {text}", value)
+    if not given:
+        return None
+    try:
+        return GenerationParams(**{name: value for name, (_, value) in given.items()})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else ""
+        source = given[name][0] if name in given else "parameters"
+        problem = str(error["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"{source}: {problem[:1].lower()}{problem[1:]}") from None
 
 
 def _completion_json(completion: Completion) -> dict[str, Any]:
@@ -144,30 +226,89 @@ def _completion_json(completion: Completion) -> dict[str, Any]:
     }
 
 
+def _usage_line(
+    provider: str, model: str | None, usage: Any, cost: Any, latency: float | None
+) -> str:
+    parts = [f"provider {provider}"]
+    if model:
+        parts.append(f"model {model}")
+    if usage is not None:
+        parts.append(
+            f"tokens {usage.prompt_tokens} prompt + {usage.completion_tokens} completion = "
+            f"{usage.total_tokens}"
+        )
+    else:
+        parts.append("tokens not reported")
+    parts.append("cost unknown" if cost is None else f"cost {cost} RUB")
+    if latency is not None:
+        parts.append(f"{latency:.2f}s")
+    return ", ".join(parts)
+
+
 def _answer(
     sync: SyncRouter,
     messages: Any,
     args: argparse.Namespace,
+    params: GenerationParams | None = None,
 ) -> str:
-    """Stream (or, with --json, fetch) one answer to stdout; return its text."""
+    """Stream (or, with --json or --no-stream, fetch) one answer to stdout; return its text."""
     import json
+    import time
 
     options: dict[str, Any] = {"provider": args.provider}
-    if args.json:
-        completion = sync.chat(messages, _params(args), **options)
-        print(json.dumps(_completion_json(completion), ensure_ascii=False))
+    started = time.monotonic()
+    if args.json or args.no_stream:
+        completion = sync.chat(messages, params, **options)
+        if args.json:
+            print(json.dumps(_completion_json(completion), ensure_ascii=False))
+        else:
+            print(completion.text)
+        _after_answer(
+            args,
+            completion.provider,
+            _usage_line(
+                completion.provider,
+                completion.model,
+                completion.usage,
+                completion.cost,
+                time.monotonic() - started,
+            ),
+        )
         return completion.text
     parts: list[str] = []
-    provider = None
-    for chunk in sync.chat_stream(messages, _params(args), **options):
-        provider = chunk.provider
-        parts.append(chunk.delta)
-        sys.stdout.write(chunk.delta)
-        sys.stdout.flush()
+    last: Chunk | None = None
+    try:
+        for chunk in sync.chat_stream(messages, params, **options):
+            last = chunk
+            parts.append(chunk.delta)
+            sys.stdout.write(chunk.delta)
+            sys.stdout.flush()
+    except BaseException:
+        if parts and not parts[-1].endswith("\n"):
+            # The error (stderr) must not be glued to the partial answer on a terminal.
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        raise
     sys.stdout.write("\n")
-    if provider and use_color(sys.stderr) and args.verbose:
-        print(_style(f"[{provider}]", "2", sys.stderr), file=sys.stderr)
+    if last is not None:
+        _after_answer(
+            args,
+            last.provider,
+            _usage_line(
+                last.provider, last.model, last.usage, last.cost, time.monotonic() - started
+            ),
+        )
     return "".join(parts)
+
+
+def _after_answer(args: argparse.Namespace, provider: str, usage_line: str) -> None:
+    """``-u`` prints what the answer used, ``-v`` which provider gave it (both stderr)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    if args.usage:
+        print(_style(f"[{usage_line}]", "2", sys.stderr), file=sys.stderr)
+    elif args.verbose and provider:
+        print(_style(f"[{provider}]", "2", sys.stderr), file=sys.stderr)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -243,8 +384,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read().strip()
     if not prompt.strip():
         raise UsageError("the prompt is empty; pass it as an argument or on stdin")
+    params = _params(args)
+    messages: list[dict[str, str]] = []
+    if args.system:
+        messages.append({"role": "system", "content": args.system})
+    messages.append({"role": "user", "content": prompt})
     with SyncRouter(load_router(args)) as sync:
-        _answer(sync, prompt, args)
+        _answer(sync, messages, args, params)
     return EXIT_OK
 
 
@@ -253,9 +399,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from orchestrator.sync import SyncRouter
 
     interactive = sys.stdin.isatty()
+    params = _params(args)
     history: list[dict[str, str]] = []
     if args.system:
         history.append({"role": "system", "content": args.system})
+    answered = failed = 0
     with SyncRouter(load_router(args)) as sync:
         if interactive:
             names = ", ".join(_names(sync.router))
@@ -275,7 +423,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 continue
             history.append({"role": "user", "content": line})
             try:
-                text = _answer(sync, history, args)
+                text = _answer(sync, history, args, params)
             except KeyboardInterrupt:
                 if not interactive:
                     raise
@@ -287,13 +435,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
             except StreamInterruptedError as exc:
                 _error(f"{exc}\n(the partial answer above is kept out of the history)")
                 history.pop()
+                failed += 1
                 continue
             except OrchestratorError as exc:
                 _error(str(exc))
                 history.pop()
+                failed += 1
                 continue
+            answered += 1
             history.append({"role": "assistant", "content": text})
-    return EXIT_OK
+    # Scripts piping turns in learn that nothing was answered.
+    return EXIT_FAILED if failed and not answered else EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -322,6 +474,44 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r["healthy"] for r in results) else EXIT_FAILED
 
 
+@contextlib.contextmanager
+def _health_reasons() -> Iterator[dict[str, list[str]]]:
+    """Collect what each provider logs while its health check runs (``health_check()``
+    returns only a bool; the reason is in the provider's log record), keyed by provider
+    logger name. The library logs it at INFO, so INFO is enabled for the duration."""
+    import logging
+
+    reasons: dict[str, list[str]] = {}
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.name.startswith("orchestrator.providers."):
+                reasons.setdefault(record.name, []).append(record.getMessage())
+
+    logger = logging.getLogger("orchestrator")
+    handler = Collect(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield reasons
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _reason(name: str, messages: list[str]) -> str:
+    """The reason a provider logged, without its ``NAME: health check failed:`` prefix."""
+    for message in reversed(messages):
+        _, found, reason = message.partition("health check failed: ")
+        if found:
+            return reason.strip()
+    if messages:
+        return messages[-1].removeprefix(f"{name}: ")
+    return "the health check failed (the provider gave no reason)"
+
+
 async def _timed_health(router: Router) -> list[dict[str, Any]]:
     import time
 
@@ -329,13 +519,16 @@ async def _timed_health(router: Router) -> list[dict[str, Any]]:
 
     results: dict[str, dict[str, Any]] = {}
 
-    async def check(provider: Any) -> None:
+    async def check(provider: Any, reasons: dict[str, list[str]]) -> None:
         started = time.perf_counter()
         error = None
         try:
             healthy = bool(await provider.health_check())
         except Exception as exc:
             healthy, error = False, f"{type(exc).__name__}: {exc}"
+        if not healthy and error is None:
+            name = provider.config.name
+            error = _reason(name, reasons.get(f"orchestrator.providers.{name}", []))
         results[provider.config.name] = {
             "name": provider.config.name,
             "type": type(provider).__name__,
@@ -344,28 +537,50 @@ async def _timed_health(router: Router) -> list[dict[str, Any]]:
             "error": error,
         }
 
-    async with anyio.create_task_group() as tg:
-        for provider in router.providers:
-            tg.start_soon(check, provider)
+    with _health_reasons() as reasons:
+        async with anyio.create_task_group() as tg:
+            for provider in router.providers:
+                tg.start_soon(check, provider, reasons)
     return [results[name] for name in _names(router)]
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived: unwind so ``finally`` blocks (temporary files) run."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
     import time
 
     from orchestrator.demo import describe_emulator, start_emulator
 
-    server, _app, config = start_emulator(args.vendor, tls=args.tls, port=args.port)
+    # Without a handler SIGTERM kills the process before the TLS certificates' temporary
+    # directory (orchestrator-tls-*) is removed.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        print(describe_emulator(args.vendor, server, config), flush=True)
-        print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
+        server, _app, config = start_emulator(args.vendor, tls=args.tls, port=args.port)
+        try:
+            print(describe_emulator(args.vendor, server, config), flush=True)
+            print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except _Terminated:
+            print("stopped (SIGTERM)", file=sys.stderr)
+            return EXIT_TERMINATED
+        finally:
+            server.stop()
     finally:
-        server.stop()
-    return EXIT_OK
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -378,12 +593,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator import __version__
+    from orchestrator import DOCS_URL, __version__
 
     parser = argparse.ArgumentParser(
         prog="orchestrator",
         description="Route LLM requests over GigaChat, YandexGPT and plugin providers.",
-        epilog="Run `orchestrator COMMAND --help` for a command's options. Docs: docs/cli.md",
+        epilog="Run `orchestrator COMMAND --help` for a command's options. "
+        f"Docs: {DOCS_URL}/cli.md; debugging output of any program using the library: "
+        "ORCHESTRATOR_LOG=debug",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -400,11 +617,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     asking = argparse.ArgumentParser(add_help=False)
     asking.add_argument("--provider", metavar="NAME", help="ask only this provider (no failover)")
-    asking.add_argument("--model", help="override the model of the providers asked")
-    asking.add_argument("--temperature", type=float, help="sampling temperature (0..2)")
-    asking.add_argument("--max-tokens", type=int, help="longest answer in tokens")
+    asking.add_argument("-m", "--model", help="override the model of the providers asked")
     asking.add_argument(
-        "-v", "--verbose", action="store_true", help="say which provider answered (stderr)"
+        "-s", "--system", metavar="TEXT", help="a system message to start the conversation with"
+    )
+    asking.add_argument("--temperature", type=float, help="sampling temperature (0..2)")
+    asking.add_argument("--max-tokens", type=int, metavar="N", help="longest answer in tokens")
+    asking.add_argument(
+        "-o",
+        "--option",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="a generation parameter: temperature, max_tokens, top_p or stop (repeatable; "
+        "VALUE is JSON or text, e.g. -o top_p 0.9 -o stop '[\"END\"]')",
+    )
+    asking.add_argument(
+        "--timeout",
+        type=_number(float, above=0, at_most=3600),
+        metavar="SECONDS",
+        help="seconds for one HTTP request to a provider (default: each provider's, 30)",
+    )
+    asking.add_argument(
+        "--deadline",
+        type=_number(float, above=0),
+        metavar="SECONDS",
+        help="seconds for the whole answer, across retries and failovers (default: none)",
+    )
+    asking.add_argument(
+        "--no-stream", action="store_true", help="print the answer when complete, not as it comes"
+    )
+    asking.add_argument(
+        "-u",
+        "--usage",
+        action="store_true",
+        help="after the answer, print provider, model, tokens and cost (stderr)",
+    )
+    asking.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show retries and failovers as they happen, and which provider answered (stderr)",
     )
 
     p = commands.add_parser(
@@ -432,7 +685,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat through the configured router; the conversation is kept between "
         "turns. Ctrl-C stops an answer; Ctrl-D or /exit leaves.",
     )
-    p.add_argument("--system", help="a system message to start the conversation with")
     p.set_defaults(handler=cmd_chat)
 
     p = commands.add_parser(
@@ -448,10 +700,16 @@ def build_parser() -> argparse.ArgumentParser:
         "emulate",
         help="run a vendor emulator on loopback",
         description="Serve a provider plugin's emulator of its vendor's API on 127.0.0.1 "
-        "until Ctrl-C, and print how to point an application at it.",
+        "until Ctrl-C (exit 130) or SIGTERM (exit 143), and print how to point an "
+        "application at it.",
     )
     p.add_argument("vendor", help="registered provider name, e.g. gigachat or yandexgpt")
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    p.add_argument(
+        "--port",
+        type=_number(int, at_least=0, at_most=65535),
+        default=0,
+        help="port to listen on (default: a free one)",
+    )
     p.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
     p.set_defaults(handler=cmd_emulate)
 
@@ -463,11 +721,47 @@ def build_parser() -> argparse.ArgumentParser:
         "and a cut stream, and show what the router does. Exits 0 when every request was "
         "delivered.",
     )
-    p.add_argument("--requests", type=int, default=40, help="size of the workload (default 40)")
+    p.add_argument(
+        "--requests",
+        type=_number(int, at_least=DEMO_MIN_REQUESTS),
+        default=40,
+        help=f"size of the workload (default 40, at least {DEMO_MIN_REQUESTS}: six phases)",
+    )
     p.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.add_argument("--seed", type=int, default=7, help="random seed of the workload")
     p.set_defaults(handler=cmd_demo)
     return parser
+
+
+@contextlib.contextmanager
+def _log_to_stderr(*, verbose: bool) -> Iterator[None]:
+    """The library is silent by default; the command shows its warnings (a credential found
+    but not used, TLS verification off) and, with ``-v``, its INFO records: retries and
+    failovers, whether or not stderr is a terminal. ``ORCHESTRATOR_LOG`` wins when set."""
+    import logging
+
+    from orchestrator import _logging
+
+    if _logging.env_handler() is not None:
+        yield
+        return
+
+    class Format(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            label = "warning" if record.levelno >= logging.WARNING else "info"
+            return _style(f"{label}: {record.getMessage()}", "2", sys.stderr)
+
+    logger = logging.getLogger(_logging.ROOT)
+    level = logger.level
+    handler: logging.Handler = _logging.attach_stderr_handler(
+        logging.INFO if verbose else logging.WARNING
+    )
+    handler.setFormatter(Format())
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -481,7 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orchestrator.errors import ConfigurationError, OrchestratorError
 
     try:
-        return int(handler(args))
+        with _log_to_stderr(verbose=bool(getattr(args, "verbose", False))):
+            return int(handler(args))
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -494,6 +789,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        return EXIT_TERMINATED
     except BrokenPipeError:  # `orchestrator ... | head`: quiet, like other tools
         # Python would complain again while flushing stdout at exit.
         with contextlib.suppress(OSError, ValueError):

@@ -21,12 +21,15 @@ from __future__ import annotations
 import importlib
 import random
 import re
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
+from orchestrator.cli import DEMO_MIN_REQUESTS
 from orchestrator.errors import ConfigurationError, OrchestratorError, StreamInterruptedError
 from orchestrator.hookspecs import hookimpl
 from orchestrator.pricing import Price
@@ -39,9 +42,11 @@ if TYPE_CHECKING:
     from orchestrator.testing import LoopbackServer
     from orchestrator.testing.scripting import ScriptableApp
 
-__all__ = ["describe_emulator", "run_demo", "start_emulator"]
+__all__ = ["MIN_REQUESTS", "describe_emulator", "run_demo", "start_emulator"]
 
 VENDORS = ("gigachat", "yandexgpt")
+#: The smallest workload the six phases fit in (``--requests``).
+MIN_REQUESTS = DEMO_MIN_REQUESTS
 _PROMPTS = (
     "Summarise the plot of War and Peace in three sentences",
     "Explain what a circuit breaker does in a distributed system",
@@ -114,7 +119,7 @@ _KNOWN_ENV = {
     "yandexgpt": {
         "api_key": "YC_API_KEY",
         "folder_id": "YC_FOLDER_ID",
-        "base_url": "YC_API_ENDPOINT",
+        "base_url": "YANDEXGPT_BASE_URL",
     },
 }
 
@@ -269,13 +274,32 @@ ILLUSTRATIVE_PRICE = Price("0.2", "0.2")
 HEADER = ("PROVIDER", "OK", "FAILED", "P50", "P95", "BREAKER", "TOKENS", "COST, RUB")
 
 
-class PlainDisplay:
-    """Line-by-line output: for pipes, CI logs and ``NO_COLOR`` terminals."""
+def _width() -> int:
+    """The terminal's width (``COLUMNS``, else 80 off a terminal)."""
+    return shutil.get_terminal_size((80, 24)).columns
 
-    def __init__(self, out: TextIO, total: int) -> None:
+
+def wrap(text: str, width: int, indent: int = 0) -> str:
+    """``text`` broken between words to fit ``width`` columns (never inside a word, which a
+    terminal does to long lines); continuation lines are indented by ``indent``."""
+    return textwrap.fill(
+        text,
+        width=max(width, indent + 20),
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+class PlainDisplay:
+    """Line-by-line output: for pipes, CI logs and ``NO_COLOR`` terminals. Lines are wrapped
+    between words at ``width`` columns (default: the terminal's, else 80)."""
+
+    def __init__(self, out: TextIO, total: int, width: int | None = None) -> None:
         self.out = out
         self.total = total
         self.done = 0
+        self.width = width or _width()
 
     def __enter__(self) -> PlainDisplay:
         return self
@@ -284,7 +308,8 @@ class PlainDisplay:
         return None
 
     def event(self, event: Event) -> None:
-        print(f"[{event.at:5.1f}s] {event.kind.upper():<8} {event.text}", file=self.out)
+        prefix = f"[{event.at:5.1f}s] {event.kind.upper():<8} "
+        print(wrap(prefix + event.text, self.width, len(prefix)), file=self.out)
 
     def progress(self, done: int, total: int, stats: dict[str, Any]) -> None:
         self.done, self.total = done, total
@@ -299,19 +324,52 @@ class PlainDisplay:
         print(self.table(stats), file=self.out)
         print(file=self.out)
         print(
-            f"{tally.delivered}/{tally.total} requests delivered in {elapsed:.1f}s: "
-            f"{tally.failovers} failover(s), {tally.retries} retried attempt(s), "
-            f"{tally.cuts} cut stream(s) reported, breakers opened: "
-            f"{', '.join(sorted(tally.breaker_opened)) or 'none'}, closed again: "
-            f"{', '.join(sorted(tally.breaker_closed)) or 'none'}",
+            wrap(
+                f"{tally.delivered}/{tally.total} requests delivered in {elapsed:.1f}s: "
+                f"{tally.failovers} failover(s), {tally.retries} retried attempt(s), "
+                f"{tally.cuts} cut stream(s) reported, breakers opened: "
+                f"{', '.join(sorted(tally.breaker_opened)) or 'none'}, closed again: "
+                f"{', '.join(sorted(tally.breaker_closed)) or 'none'}",
+                self.width,
+            ),
             file=self.out,
         )
         for text, ok in tally.checks():
             print(f"  [{'x' if ok else ' '}] {text}", file=self.out)
 
 
+@dataclass
+class Phase:
+    """The events of one phase of the workload, for the live view's summary."""
+
+    title: str
+    events: list[Event] = field(default_factory=list)
+
+    _NOUNS: ClassVar[dict[str, str]] = {
+        "retry": "retry",
+        "failover": "failover",
+        "cut": "cut stream",
+        "error": "undelivered",
+    }
+
+    def summary(self) -> str:
+        """``3/6 yandexgpt outage: 5 failovers; yandexgpt: breaker OPEN``."""
+        parts = []
+        for kind, noun in self._NOUNS.items():
+            count = sum(1 for e in self.events if e.kind == kind)
+            if count:
+                plural = "retries" if noun == "retry" else f"{noun}s"
+                parts.append(f"{count} {noun if count == 1 else plural}")
+        parts += [e.text.partition(" (")[0] for e in self.events if e.kind == "breaker"]
+        return f"{self.title}: {'; '.join(parts) or 'all answered first time'}"
+
+
 class RichDisplay(PlainDisplay):
-    """A live terminal view: progress bar, provider table, recent events."""
+    """A live terminal view: progress bar, provider table, a one-line summary of each
+    finished phase and the events of the current one."""
+
+    #: Events of the current phase shown in full.
+    RECENT = 8
 
     STYLES: ClassVar[dict[str, str]] = {
         "phase": "bold cyan",
@@ -340,6 +398,7 @@ class RichDisplay(PlainDisplay):
         )
         self.task = self.progress_bar.add_task("workload", total=total, phase="")
         self.events: list[Event] = []
+        self.phases: list[Phase] = []
         self.stats: dict[str, Any] = {"providers": {}}
         self.live = Live(self._render(), console=self.console, refresh_per_second=8)
 
@@ -369,16 +428,26 @@ class RichDisplay(PlainDisplay):
             table.add_row(*cells)
         from rich.markup import escape
 
-        log = "\n".join(
+        lines = [f"[dim]✔ {escape(phase.summary())}[/]" for phase in self.phases[:-1]]
+        current = self.phases[-1].events if self.phases else self.events
+        if self.phases and self.phases[-1].title:
+            lines.append(f"[{self.STYLES['phase']}]{escape(self.phases[-1].title)}[/]")
+        lines += [
             f"[dim]{e.at:5.1f}s[/] [{self.STYLES.get(e.kind, '')}]{e.kind:<8}[/] {escape(e.text)}"
-            for e in self.events[-10:]
-        )
+            for e in current[-self.RECENT :]
+        ]
+        log = "\n".join(lines)
         return Group(self.progress_bar, table, Panel(log or " ", title="what the router did"))
 
     def event(self, event: Event) -> None:
         self.events.append(event)
         if event.kind == "phase":
-            self.progress_bar.update(self.task, phase=event.text)
+            from rich.markup import escape
+
+            self.phases.append(Phase(event.text))
+            self.progress_bar.update(self.task, phase=escape(event.text))
+        elif self.phases:
+            self.phases[-1].events.append(event)
         self.live.update(self._render())
 
     def progress(self, done: int, total: int, stats: dict[str, Any]) -> None:
@@ -388,6 +457,7 @@ class RichDisplay(PlainDisplay):
 
     def summary(self, stats: dict[str, Any], tally: Tally, elapsed: float) -> None:
         self.stats = stats
+        self.phases.append(Phase(""))  # every phase is finished: all shown as summaries
         self.live.update(self._render())
         self.__exit__()
         self.console.print(
@@ -422,7 +492,7 @@ class Demo:
         self.router: Router = sync.router
         self.apps = apps
         self.display = display
-        self.requests = max(requests, 24)
+        self.requests = requests
         self.random = random.Random(seed)
         self.pace = pace
         self.tally = Tally()
@@ -694,6 +764,11 @@ def run_demo(
     """
     from orchestrator.sync import SyncRouter
 
+    if requests < MIN_REQUESTS:
+        raise ConfigurationError(
+            f"The demo needs at least {MIN_REQUESTS} requests for its six phases, got "
+            f"{requests}; pass --requests {MIN_REQUESTS} or more (default 40)"
+        )
     out = out or sys.stdout
     started = time.monotonic()
     print("Starting the emulators on 127.0.0.1 ...", file=out, flush=True)
@@ -703,12 +778,16 @@ def run_demo(
             print(f"  {vendor:<10} {server.base_url}", file=out)
         router = build_router(running.configs, registry)
         print(
-            f"  costs use {ILLUSTRATIVE_PRICE.prompt} RUB per 1,000 tokens where a plugin ships"
-            " no prices (illustrative, not a vendor's tariff)",
+            wrap(
+                f"  costs use {ILLUSTRATIVE_PRICE.prompt} RUB per 1,000 tokens where a plugin "
+                "ships no prices (illustrative, not a vendor's tariff)",
+                _width(),
+                4,
+            ),
             file=out,
         )
         with SyncRouter(router) as sync:
-            display = _pick_display(out, plain, max(requests, 24))
+            display = _pick_display(out, plain, requests)
             with display:
                 demo = Demo(sync, running.apps, display, requests=requests, seed=seed, pace=pace)
                 tally = demo.run()

@@ -42,8 +42,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from orchestrator import DOCS_URL
 from orchestrator.config import ProviderConfig, Secret, _to_secret
 from orchestrator.errors import ConfigurationError, NoProvidersError
 from orchestrator.health import BreakerConfig
@@ -230,6 +231,13 @@ class RouterSettings(BaseModel):
         description="One table `[providers.NAME]` per provider instance.",
     )
 
+    @field_validator("hedge_after")
+    @classmethod
+    def _hedge_after(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and value < 0:
+            raise ValueError('must be 0 or more seconds, or "p95"')
+        return value
+
 
 _ROUTING_KEYS = frozenset(ProviderRouting.model_fields)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -298,9 +306,9 @@ def _validation_error(
     problems = []
     for err in exc.errors():
         loc = prefix + tuple(err["loc"])
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling; see docs/configuration.md)"
+            message = f"unknown key (check its spelling; see {DOCS_URL}/configuration.md)"
         problems.append(f"{source.where(loc)}: {message}")
     if len(problems) == 1:
         return ConfigurationError(problems[0])
@@ -346,7 +354,7 @@ def _read(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
     except FileNotFoundError:
         raise ConfigurationError(
             f"Configuration file {str(path)!r} not found; create it (see "
-            "examples/orchestrator.toml) or pass another path"
+            f"{DOCS_URL}/configuration.md) or pass another path"
         ) from None
     except OSError as exc:
         raise ConfigurationError(f"Cannot read configuration file {str(path)!r}: {exc}") from None
@@ -383,6 +391,7 @@ def load_settings(
     except ConfigurationError as exc:
         raise where.error(("strategy",), str(exc)) from None
     providers: dict[str, tuple[ProviderConfig, ProviderRouting, type[Any]]] = {}
+    tables_by_name: dict[str, str] = {}  # provider name -> the table that gave it
     for name, table in settings.providers.items():
         loc: tuple[str | int, ...] = ("providers", name)
         if not isinstance(table, Mapping):
@@ -417,6 +426,13 @@ def load_settings(
                         "secrets are never stored in the file: write "
                         f'{key} = "${{YOUR_ENV_VAR}}" and export that variable',
                     )
+        other = tables_by_name.setdefault(config.name, name)
+        if other != name:
+            raise where.error(
+                (*loc, "name"),
+                f"name {config.name!r} is already used by [providers.{other}]; each provider "
+                "needs a unique name (remove `name` to use the table's)",
+            )
         providers[name] = (config, routing, info.cls)
     return settings, providers
 
@@ -440,7 +456,8 @@ def router_from_config(
     settings, providers = load_settings(source, registry=registry)
     if not providers:
         raise ConfigurationError(
-            "No providers configured: add a [providers.NAME] table (see examples/orchestrator.toml)"
+            "No providers configured: add a [providers.NAME] table (see "
+            f"{DOCS_URL}/configuration.md)"
         )
     router = Router(registry=registry, **_router_kwargs(settings))
     for config, routing, cls in providers.values():
@@ -470,7 +487,7 @@ def router_from_env(*, registry: PluginRegistry | None = None, **options: Any) -
             "No provider has credentials in the environment (installed providers: "
             f"{installed}). Set GIGACHAT_CREDENTIALS for GigaChat, or YC_API_KEY and "
             "YC_FOLDER_ID for YandexGPT, or write an orchestrator.toml (see "
-            "docs/configuration.md)"
+            f"{DOCS_URL}/configuration.md)"
         )
     return router
 

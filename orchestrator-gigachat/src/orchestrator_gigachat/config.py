@@ -3,17 +3,27 @@
 Every field not given explicitly is read from the environment variable the official
 ``gigachat`` SDK uses (``GIGACHAT_CREDENTIALS``, ``GIGACHAT_SCOPE``, ...; see
 :data:`ENV_VARS`), so an existing GigaChat user's environment works unchanged. Passing a
-field explicitly (even ``None``) wins over the environment.
+field explicitly (even ``None``) wins over the environment. A variable whose value is not
+valid is reported by its name (``GIGACHAT_SCOPE='BOGUS' is not valid: ...``), and
+:func:`from_environment` turns that into a :class:`~orchestrator.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.config import ProviderConfig, SecretStr
+from orchestrator.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_AUTH_URL",
@@ -23,6 +33,7 @@ __all__ = [
     "SCOPES",
     "GigaChatConfig",
     "Scope",
+    "from_environment",
 ]
 
 DEFAULT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
@@ -49,6 +60,16 @@ ENV_VARS: dict[str, str] = {
     "key_file_password": "GIGACHAT_KEY_FILE_PASSWORD",
     "timeout": "GIGACHAT_TIMEOUT",
 }
+
+#: What a valid value of a variable looks like, for the error that names it.
+_EXPECTED: dict[str, str] = {
+    "scope": "PERS, B2B or CORP (or GIGACHAT_API_PERS, GIGACHAT_API_B2B, GIGACHAT_API_CORP)",
+    "base_url": "an http:// or https:// URL",
+    "auth_url": "an http:// or https:// URL",
+    "verify_ssl": "true or false",
+    "timeout": "seconds, a number above 0 and at most 3600",
+}
+_SECRET_FIELDS = frozenset({"api_key", "access_token", "password", "key_file_password"})
 
 
 class GigaChatConfig(ProviderConfig):
@@ -123,11 +144,12 @@ class GigaChatConfig(ProviderConfig):
         description="Refresh the access token when fewer seconds than this remain.",
     )
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _from_environment(cls, data: Any) -> Any:
+    def _from_environment(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
         # Only fields absent from the input: explicit values (even None) win, and on
         # assignment (every field present) nothing is re-read.
+        missing: dict[str, str] = {}
         if isinstance(data, dict):
             missing = {
                 field: os.environ[var]
@@ -136,7 +158,14 @@ class GigaChatConfig(ProviderConfig):
             }
             if missing:
                 data = {**data, **missing}
-        return data
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = error["loc"][0] if error["loc"] else None
+                if isinstance(field, str) and field in missing:
+                    raise ValueError(_env_problem(field, missing[field], error["msg"])) from None
+            raise
 
     @field_validator("scope", mode="before")
     @classmethod
@@ -153,6 +182,32 @@ class GigaChatConfig(ProviderConfig):
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         if value is not None:
             value = value.rstrip("/")
-            if not value.startswith(("http://", "https://")):
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018  (raises ValueError for a bad port)
+            except ValueError as exc:
+                raise ValueError(f"must be an http:// or https:// URL ({exc})") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must be an http:// or https:// URL")
         return value
+
+
+def _env_problem(field: str, value: str, problem: str) -> str:
+    var = ENV_VARS[field]
+    shown = var if field in _SECRET_FIELDS else f"{var}={value!r}"
+    problem = problem.removeprefix("Value error, ")
+    expected = _EXPECTED.get(field)
+    fix = f"set it to {expected}" if expected else "correct it"
+    return f"{shown} is not valid ({problem}); {fix}, or unset {var}"
+
+
+def from_environment(name: str) -> GigaChatConfig:
+    """A config read from the ``GIGACHAT_*`` variables.
+
+    Raises :class:`ConfigurationError` naming the variable whose value is not valid.
+    """
+    try:
+        return GigaChatConfig.model_validate({"name": name})
+    except ValidationError as exc:
+        problems = [str(e["msg"]).removeprefix("Value error, ") for e in exc.errors()]
+        raise ConfigurationError("; ".join(problems)) from None

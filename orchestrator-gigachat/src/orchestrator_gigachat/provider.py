@@ -39,7 +39,7 @@ from orchestrator.types import (
     coerce_messages,
 )
 from orchestrator_gigachat.auth import AccessToken, TokenManager
-from orchestrator_gigachat.config import DEFAULT_BASE_URL, GigaChatConfig
+from orchestrator_gigachat.config import DEFAULT_BASE_URL, GigaChatConfig, from_environment
 from orchestrator_gigachat.errors import KEY_HELP, api_error, request_id_of
 from orchestrator_gigachat.sse import EventReader, finish
 
@@ -115,14 +115,16 @@ class GigaChatProvider(BaseProvider):
     @classmethod
     def config_from_env(cls, name: str) -> GigaChatConfig | None:
         """A config from the official SDK's ``GIGACHAT_*`` variables, or None without
-        credentials (an authorization key, an access token, or user and password)."""
+        credentials (an authorization key, an access token, or user and password).
+
+        Raises :class:`ConfigurationError` naming a variable whose value is not valid."""
         env = os.environ
         if (
             env.get("GIGACHAT_CREDENTIALS")
             or env.get("GIGACHAT_ACCESS_TOKEN")
             or (env.get("GIGACHAT_USER") and env.get("GIGACHAT_PASSWORD"))
         ):
-            return GigaChatConfig.model_validate({"name": name})
+            return from_environment(name)
         return None
 
     def __init__(
@@ -501,7 +503,7 @@ class GigaChatProvider(BaseProvider):
         try:
             await self._open("GET", "/models")
         except Exception as exc:
-            self.logger.warning("%s: health check failed: %s", self.config.name, exc)
+            self.logger.info("%s: health check failed: %s", self.config.name, exc)
             return False
         return True
 

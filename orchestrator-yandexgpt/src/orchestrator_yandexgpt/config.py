@@ -4,20 +4,29 @@ One credential is used per provider, chosen by ``auth`` or, when ``auth`` is uns
 first credential field that is set in this order: ``api_key``, ``iam_token``, ``oauth_token``,
 ``service_account_key`` / ``service_account_key_file``. Unset fields are taken from the
 environment variables Yandex's own SDK reads (see :data:`ENV_VARS`).
+
+The one exception is the API host: Yandex's SDKs read ``YC_API_ENDPOINT`` as the host of
+their *gRPC endpoint discovery* (default ``api.cloud.yandex.net:443``), which is not the REST
+host this provider calls (``llm.api.cloud.yandex.net``). Sending REST requests to that value
+would be wrong, so ``YC_API_ENDPOINT`` is not read; another REST base URL comes from
+``base_url=`` or our own ``YANDEXGPT_BASE_URL``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from orchestrator.config import ProviderConfig, SecretStr
 from orchestrator.errors import ConfigurationError
 
 __all__ = [
+    "BASE_URL_ENV",
     "CREDENTIAL_ENV_VARS",
     "DEFAULT_BASE_URL",
     "DEFAULT_IAM_URL",
@@ -25,8 +34,10 @@ __all__ = [
     "DEFAULT_OPERATION_URL",
     "ENV_VARS",
     "AuthMode",
+    "MissingFolderError",
     "ResolvedSettings",
     "YandexGPTConfig",
+    "base_url_from_env",
     "resolve_settings",
 ]
 
@@ -45,10 +56,47 @@ ENV_VARS: Mapping[str, str] = {
     "YC_TOKEN": "a token: `t1.`-prefixed means IAM token, anything else an OAuth token",
     "YC_SERVICE_ACCOUNT_KEY_FILE": "path of a service-account authorized key (JSON)",
     "YC_FOLDER_ID": "the Yandex Cloud folder id (b1g...)",
-    "YC_API_ENDPOINT": "another base URL (default https://llm.api.cloud.yandex.net)",
+    "YANDEXGPT_BASE_URL": "another REST base URL (default https://llm.api.cloud.yandex.net); "
+    "`YC_API_ENDPOINT` is not read: Yandex's SDKs use it for their gRPC discovery host",
     "YANDEXGPT_AUTH": "which credential to use: api_key, iam_token, oauth_token, "
     "service_account_key",
 }
+
+
+#: Our own variable for another REST base URL (``YC_API_ENDPOINT`` means something else).
+BASE_URL_ENV = "YANDEXGPT_BASE_URL"
+
+_FOLDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _url_problem(value: str) -> str | None:
+    """Why ``value`` is not an http(s) URL with a host, or None when it is one."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+def base_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """``YANDEXGPT_BASE_URL`` without its trailing slash, or None when unset.
+
+    Raises :class:`ConfigurationError` naming the variable when it is not an http(s) URL.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(BASE_URL_ENV, "").strip()
+    if not value:
+        return None
+    problem = _url_problem(value)
+    if problem is not None:
+        raise ConfigurationError(
+            f"{BASE_URL_ENV}={value!r} {problem}; set it to the REST API's base URL "
+            f"(e.g. {DEFAULT_BASE_URL}) or unset it"
+        )
+    return value.rstrip("/")
 
 
 #: The variables that hold a credential (any of them makes the environment "configured").
@@ -110,6 +158,22 @@ class YandexGPTConfig(ProviderConfig):
     poll_interval: float = Field(
         default=1.0, gt=0, le=600, description="Seconds between polls of an async operation."
     )
+
+    @field_validator("base_url", "iam_url", "operation_url")
+    @classmethod
+    def _http_url(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            problem = _url_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+            return value.rstrip("/")
+        return value
+
+
+class MissingFolderError(ConfigurationError):
+    """A credential was found but no folder id: the one incomplete setting that
+    ``config_from_env`` reports as a warning instead of failing (the environment may be
+    meant for another provider)."""
 
 
 class ResolvedSettings:
@@ -221,9 +285,15 @@ def resolve_settings(
         )
 
     folder = config.folder_id or env.get("YC_FOLDER_ID", "").strip() or None
+    if folder and not _FOLDER_ID.match(folder):
+        source = "folder_id" if config.folder_id else "YC_FOLDER_ID"
+        raise ConfigurationError(
+            f"YandexGPT provider {config.name!r}: {source}={folder!r} is not a folder id; use "
+            "the id shown in the Yandex Cloud console (letters and digits, b1g...)"
+        )
     folder = folder or _folder_from_uri(config.model)
     if not folder:
-        raise ConfigurationError(
+        raise MissingFolderError(
             f"YandexGPT provider {config.name!r} has no folder id: set folder_id= or "
             "YC_FOLDER_ID to the id of the folder holding the model (b1g..., shown in the "
             "Yandex Cloud console), or give model= as a full gpt://<folder>/... URI"

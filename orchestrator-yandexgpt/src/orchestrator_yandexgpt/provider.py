@@ -56,7 +56,9 @@ from orchestrator_yandexgpt.auth import (
 from orchestrator_yandexgpt.config import (
     CREDENTIAL_ENV_VARS,
     DEFAULT_BASE_URL,
+    MissingFolderError,
     YandexGPTConfig,
+    base_url_from_env,
     resolve_settings,
 )
 from orchestrator_yandexgpt.errors import (
@@ -151,14 +153,6 @@ def _usage(data: Any) -> Usage | None:
     )
 
 
-def _endpoint_url(value: str) -> str:
-    """``YC_API_ENDPOINT`` as a URL: the SDK's ``host:443`` form becomes ``https://host``."""
-    value = value.strip()
-    if value and "://" not in value:
-        value = "https://" + value.removesuffix(":443")
-    return value.rstrip("/")
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -235,27 +229,38 @@ class YandexGPTProvider(BaseProvider):
         settings = resolve_settings(self.config, env)
         #: The folder the model lives in (config, ``YC_FOLDER_ID`` or the model URI).
         self.folder_id = settings.folder_id
-        #: The full model URI sent as ``modelUri``.
-        self.model_uri = model_uri(self.config.model, settings.folder_id)
-        base = self.config.base_url or _endpoint_url(env.get("YC_API_ENDPOINT", ""))
+        # (model, URI): checked now, rebuilt when ``config.model`` changes.
+        self._model_uri = (self.config.model, model_uri(self.config.model, self.folder_id))
+        base = self.config.base_url or base_url_from_env(env)
         self.base_url = (base or self.DEFAULT_BASE_URL).rstrip("/")
         self.auth_mode = settings.auth
         self.credentials = self._make_credentials(settings.auth, settings.credential)
         send_folder = self.config.send_folder_header
         self._send_folder = self.credentials.bearer if send_folder is None else send_folder
 
+    @property
+    def model_uri(self) -> str:
+        """The full model URI sent as ``modelUri``, built from ``config.model`` as it is now
+        (so ``provider.config.model = "yandexgpt"`` or ``--model`` reaches the wire)."""
+        model = self.config.model
+        if model != self._model_uri[0]:
+            self._model_uri = (model, model_uri(model, self.folder_id))
+        return self._model_uri[1]
+
     @classmethod
     def config_from_env(
         cls, name: str, environ: Mapping[str, str] | None = None
     ) -> YandexGPTConfig | None:
         """A config from the ``YC_*`` variables Yandex's SDK reads, or None when they hold
-        no credential (or no folder: a warning then says to set ``YC_FOLDER_ID``)."""
+        no credential (or no folder: a warning then says to set ``YC_FOLDER_ID``).
+
+        Raises :class:`ConfigurationError` naming the variable for a value that is wrong."""
         env = os.environ if environ is None else environ
         if not any(env.get(variable, "").strip() for variable in CREDENTIAL_ENV_VARS):
             return None
         try:
             settings = resolve_settings(YandexGPTConfig(name=name), env)
-        except ConfigurationError as exc:
+        except MissingFolderError as exc:
             get_logger("orchestrator.providers.yandexgpt").warning(
                 "YandexGPT credentials found in the environment but not used: %s", exc
             )
@@ -266,9 +271,9 @@ class YandexGPTProvider(BaseProvider):
             "auth": settings.auth,
             settings.auth: settings.credential,
         }
-        endpoint = env.get("YC_API_ENDPOINT", "").strip()
+        endpoint = base_url_from_env(env)
         if endpoint:
-            values["base_url"] = _endpoint_url(endpoint)
+            values["base_url"] = endpoint
         return YandexGPTConfig(**values)
 
     def _make_credentials(self, mode: str, credential: str) -> Credentials:
@@ -663,7 +668,7 @@ class YandexGPTProvider(BaseProvider):
                 )
         except Exception as exc:
             mapped = exc if isinstance(exc, ProviderError) else map_transport_error(exc, None)
-            self.logger.warning(
+            self.logger.info(
                 "%s: health check failed: %s: %s",
                 self.name,
                 type(exc).__name__,

@@ -366,7 +366,7 @@ class BaseProvider(abc.ABC):
             delay = policy.delay(retry, error.retry_after)
             if delay is None:
                 raise error
-            self.logger.warning(
+            self.logger.info(
                 "%s: %s after %.3fs; retry %d/%d in %.2fs",
                 self.config.name,
                 type(error).__name__,

@@ -168,9 +168,16 @@ class MockProvider(BaseProvider):
         )
 
     async def health_check(self) -> bool:
-        return self.config.mode in ("success", "stream_failure") or (
+        healthy = self.config.mode in ("success", "stream_failure") or (
             self.config.fail_times is not None and self.calls >= self.config.fail_times
         )
+        if not healthy:
+            self.logger.info(
+                "%s: health check failed: mode = %r answers every call with an error",
+                self.config.name,
+                self.config.mode,
+            )
+        return healthy
 
 
 @hookimpl
