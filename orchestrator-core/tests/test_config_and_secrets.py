@@ -129,6 +129,20 @@ async def test_secrets_absent_from_logs_and_errors(caplog: pytest.LogCaptureFixt
     assert any("***" in t for t in texts)
 
 
+def test_a_logged_traceback_is_redacted_too(caplog: pytest.LogCaptureFixture) -> None:
+    from orchestrator._secrets import get_logger
+    from orchestrator.config import Secret
+
+    Secret(SECRET)  # registered, as every configured credential is
+    logger = get_logger("orchestrator.test")
+    try:
+        raise RuntimeError(f"third-party error quoting {SECRET}")  # not an OrchestratorError
+    except RuntimeError:
+        logger.warning("something failed", exc_info=True)
+    text = caplog.text
+    assert "third-party error quoting ***" in text and SECRET not in text
+
+
 def test_provider_error_carries_everything() -> None:
     error = ProviderError("boom", provider="p", status_code=503, request_id="r-1", retry_after=2.0)
     assert error.transient

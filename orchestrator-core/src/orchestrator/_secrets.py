@@ -251,7 +251,8 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts registered secrets from the formatted message."""
+    """A logging filter that redacts registered secrets from the formatted message and
+    from the traceback of an exception logged with it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if len(_registry):
@@ -259,7 +260,14 @@ class RedactingFilter(logging.Filter):
             cleaned = redact(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, None
+            if record.exc_info and not record.exc_text:
+                # A third-party exception (httpx's, say) may quote a credential: format the
+                # traceback here, redacted, so handlers print this text instead.
+                record.exc_text = redact(_FORMATTER.formatException(record.exc_info))
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 _FILTER = RedactingFilter()

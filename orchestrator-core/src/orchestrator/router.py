@@ -76,7 +76,9 @@ def _coerce_params(
 def _seconds(label: str, value: float | None) -> float | None:
     """``value`` if it is a positive, finite number of seconds (or None)."""
     if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
-        raise ValueError(f"{label} must be a positive, finite number of seconds, got {value!r}")
+        raise ConfigurationError(
+            f"{label} must be a positive, finite number of seconds, got {value!r}"
+        )
     return value
 
 
@@ -133,9 +135,11 @@ class Router:
             and hedge_after != "p95"
             and not (isinstance(hedge_after, int | float) and 0 <= hedge_after < math.inf)
         ):
-            raise ValueError(f"hedge_after must be >= 0 seconds or 'p95', got {hedge_after!r}")
+            raise ConfigurationError(
+                f"hedge_after must be >= 0 seconds or 'p95', got {hedge_after!r}"
+            )
         if on_limit not in ("failover", "wait"):
-            raise ValueError("on_limit must be 'failover' or 'wait'")
+            raise ConfigurationError("on_limit must be 'failover' or 'wait'")
         self.hedge_after = hedge_after
         self.on_limit = on_limit
         self.prices = dict(prices or {})
@@ -184,12 +188,12 @@ class Router:
             raise TypeError(f"add_provider() needs a BaseProvider, got {type(provider).__name__}")
         name = provider.config.name
         if name in self._by_name:
-            raise ValueError(
+            raise ConfigurationError(
                 f"A provider named {name!r} is already in this router; "
                 "give each provider a unique ProviderConfig.name"
             )
         if not (isinstance(weight, int | float) and 0 <= weight < math.inf):
-            raise ValueError(f"weight must be a finite number >= 0, got {weight!r}")
+            raise ConfigurationError(f"weight must be a finite number >= 0, got {weight!r}")
         _seconds("timeout", timeout)
         _seconds("first_chunk_timeout", first_chunk_timeout)
         table = prices if prices is not None else self.prices.get(name, provider.prices)
