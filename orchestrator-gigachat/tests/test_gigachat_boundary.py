@@ -223,7 +223,10 @@ def test_event_with_garbled_usage_keeps_its_text() -> None:
 
 def _provider(handler: Any) -> GigaChatProvider:
     config = GigaChatConfig(
-        name="g", access_token="preissued-token", base_url="https://gc.example/api/v1"
+        name="g",
+        access_token="preissued-token",
+        base_url="https://gc.example/api/v1",
+        max_retries=0,
     )
     return GigaChatProvider(config, transport=httpx.MockTransport(handler))
 
