@@ -427,3 +427,18 @@ def test_module_docstring_names_every_public_name() -> None:
         "STATUS_ERRORS",
     ):
         assert name in boundary.__doc__, name
+
+
+def test_the_contract_kit_reads_the_same_table() -> None:
+    from orchestrator.testing.contract import ERROR_STATUSES, STREAM_ERROR_STATUSES
+
+    assert dict(ERROR_STATUSES) == {
+        400: InvalidRequestError,
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        422: InvalidRequestError,
+        429: RateLimitError,
+        500: ServiceUnavailableError,
+        503: ServiceUnavailableError,
+    }
+    assert all(error_class_for_status(status) is cls for status, cls in STREAM_ERROR_STATUSES)
