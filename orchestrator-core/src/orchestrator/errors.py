@@ -19,6 +19,7 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
         │   └── DeadlineExceededError          the router's total deadline fired
         ├── ServiceUnavailableError            5xx (transient)
         ├── TransportError                     connect/reset/protocol failure (transient)
+        │   └── TransportConfigurationError    bad scheme/URL, untrusted TLS cert (not transient)
         └── StreamError                        a stream broke or ended without its final event
             └── StreamInterruptedError         ...after text reached the caller (partial_text)
 
@@ -29,6 +30,9 @@ catching every failure of a request. Every :class:`ProviderError` carries ``prov
 ``TimeoutError`` is exported as an alias of :class:`ProviderTimeoutError` for the
 custom-provider guide's ``from .base import TimeoutError``; it is a builtin
 :class:`TimeoutError` too, so ``except TimeoutError`` keeps working either way.
+
+How HTTP statuses, ``Retry-After`` headers and ``httpx`` exceptions become these errors is
+decided in one place, :mod:`orchestrator.boundary`.
 
 Messages never contain secrets: any registered secret (see :mod:`orchestrator.config`) is
 replaced by ``***`` before the message is stored.
@@ -62,6 +66,7 @@ __all__ = [
     "StreamError",
     "StreamInterruptedError",
     "TimeoutError",
+    "TransportConfigurationError",
     "TransportError",
 ]
 
@@ -181,6 +186,17 @@ class TransportError(ProviderError):
     """The connection failed: refused, reset, TLS or protocol error."""
 
     default_transient = True
+
+
+class TransportConfigurationError(TransportError):
+    """The connection cannot work with these settings: an unsupported URL scheme, an
+    invalid URL, a redirect loop, or a TLS certificate the CA bundle does not trust.
+
+    Not transient: retrying cannot help until the setting named in the message is fixed
+    (the router still fails over to the next provider).
+    """
+
+    default_transient = False
 
 
 class StreamError(ProviderError):

@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.boundary import mapped_transport_errors
 from orchestrator.config import Secret
 from orchestrator.errors import AuthenticationError, ProviderError
-from orchestrator.providers.base import map_transport_error
-from orchestrator_gigachat.errors import KEY_HELP, oauth_error, request_id_of
+from orchestrator_gigachat.errors import KEY_HELP, TLS_HINT, oauth_error, request_id_of
 
 if TYPE_CHECKING:
     import httpx
@@ -123,14 +123,10 @@ class TokenManager:
     async def _post(self, url: str, **kwargs: Any) -> httpx.Response:
         client = self._provider.http_client()
         self.refreshes += 1
-        try:
+        with mapped_transport_errors(
+            self._provider.name, what=f"GigaChat token request to {url} failed", tls_hint=TLS_HINT
+        ):
             return await client.post(url, **kwargs)
-        except Exception as exc:
-            mapped = map_transport_error(exc, self._provider.name)
-            if mapped is None:
-                raise
-            mapped.message = f"GigaChat token request to {url} failed: {mapped.message}"
-            raise mapped from exc
 
     async def _oauth(self, key: str) -> AccessToken:
         config = self._provider.config
@@ -176,7 +172,9 @@ class TokenManager:
             value = data.get("access_token") or data.get("tok")
             raw_expiry = data.get("expires_at", data.get("exp"))
             expires_at = math.inf if raw_expiry is None else parse_expires_at(raw_expiry)
-        except (ValueError, TypeError, AttributeError):
+            if math.isnan(expires_at):
+                value = None
+        except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
             value = None
         if not isinstance(value, str) or not value:
             raise ProviderError(

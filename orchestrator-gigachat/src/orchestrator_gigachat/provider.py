@@ -9,18 +9,25 @@ rejected (GigaChat has no stop sequences). Finish reasons are reported as GigaCh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from orchestrator.boundary import (
+    body_excerpt,
+    map_transport_error,
+    mapped_transport_errors,
+    token_count,
+)
 from orchestrator.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -28,7 +35,7 @@ from orchestrator.errors import (
     ProviderError,
     StreamError,
 )
-from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.providers.base import BaseProvider
 from orchestrator.types import (
     Chunk,
     Completion,
@@ -40,7 +47,7 @@ from orchestrator.types import (
 )
 from orchestrator_gigachat.auth import AccessToken, TokenManager
 from orchestrator_gigachat.config import DEFAULT_BASE_URL, GigaChatConfig, from_environment
-from orchestrator_gigachat.errors import KEY_HELP, api_error, request_id_of
+from orchestrator_gigachat.errors import KEY_HELP, TLS_HINT, api_error, request_id_of
 from orchestrator_gigachat.sse import EventReader, finish
 
 if TYPE_CHECKING:
@@ -48,7 +55,15 @@ if TYPE_CHECKING:
 
     from orchestrator.config import ProviderConfig
 
-__all__ = ["MIN_TEMPERATURE", "GigaChatModel", "GigaChatProvider", "TokenCount"]
+__all__ = [
+    "MIN_TEMPERATURE",
+    "EventFields",
+    "GigaChatModel",
+    "GigaChatProvider",
+    "TokenCount",
+    "parse_completion",
+    "parse_event",
+]
 
 #: What ``temperature=0`` is sent as: GigaChat rejects 0 and treats (0, 0.001] as greedy.
 MIN_TEMPERATURE = 0.001
@@ -82,19 +97,114 @@ class TokenCount:
     characters: int
 
 
-def _finish_reason(raw: Any) -> FinishReason:
-    return _FINISH.get(str(raw), "stop") if raw is not None else "stop"
+def _finish_reason(raw: str | None) -> FinishReason:
+    return _FINISH.get(raw, "stop") if raw is not None else "stop"
 
 
 def _usage(raw: Any) -> Usage | None:
+    """The vendor's token counts; None when absent or when a count is not a non-negative
+    integer (a usage the vendor garbled is not reported, rather than reported wrong)."""
     if not isinstance(raw, dict):
         return None
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        cached_prompt_tokens=raw.get("precached_prompt_tokens"),
+    counts: dict[str, int] = {}
+    for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = raw.get(field)
+        count = 0 if value is None else token_count(value)
+        if count is None:
+            return None
+        counts[field] = count
+    cached = raw.get("precached_prompt_tokens")
+    return Usage(**counts, cached_prompt_tokens=None if cached is None else token_count(cached))
+
+
+def _text(value: Any) -> str | None:
+    """``content`` as text: a string, or "" for null/absent; None for any other JSON value."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else None
+
+
+def _reason(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("finish_reason is not a string")
+    return value
+
+
+def parse_completion(
+    data: Any,
+    *,
+    provider: str,
+    model: str | None,
+    request_id: str | None,
+    session_id: str | None = None,
+    latency: float = 0.0,
+) -> Completion:
+    """The :class:`Completion` of a ``/chat/completions`` answer body (decoded JSON).
+
+    Any other shape raises :class:`ProviderError` (never a bare ``TypeError``/``KeyError``).
+    """
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+        text = _text(message.get("content"))
+        raw_finish = _reason(choice.get("finish_reason"))
+        if text is None:
+            raise TypeError("content is not a string")
+        model_version = data.get("model")
+        function_call = message.get("function_call")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ProviderError(
+            "GigaChat answered 200 without a text choices[0].message.content; check base_url",
+            provider=provider,
+            status_code=200,
+            request_id=request_id,
+        ) from None
+    extra: dict[str, Any] = {
+        "finish_reason": raw_finish,
+        "model_version": model_version,
+        "session_id": session_id,
+    }
+    if function_call is not None:
+        extra["function_call"] = function_call
+    return Completion(
+        text=text,
+        provider=provider,
+        model=model,
+        finish_reason=_finish_reason(raw_finish),
+        usage=_usage(data.get("usage")),
+        request_id=request_id,
+        latency=latency,
+        extra=extra,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EventFields:
+    """What one SSE event of a chat stream carries."""
+
+    text: str
+    #: GigaChat's raw finish reason (None until the last event).
+    finish_reason: str | None
+    usage: Usage | None
+
+
+def parse_event(data: str) -> EventFields | None:
+    """The fields of one SSE event's ``data`` (JSON), or None when it has another shape:
+    ``{"choices": [null]}``, a string ``delta``, a numeric ``content``... A garbled
+    ``usage`` is dropped (see :func:`_usage`), not fatal."""
+    try:
+        event = json.loads(data)
+        choice = event["choices"][0]
+        delta = choice.get("delta")
+        if delta is None:
+            delta = {}
+        text = _text(delta.get("content"))
+        finish_reason = _reason(choice.get("finish_reason"))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return None
+    if text is None:
+        return None
+    return EventFields(text, finish_reason, _usage(event.get("usage")))
 
 
 class GigaChatProvider(BaseProvider):
@@ -215,13 +325,12 @@ class GigaChatProvider(BaseProvider):
             headers["X-Session-ID"] = session
         return headers
 
-    def _transport_error(self, exc: Exception, request_id: str, what: str) -> ProviderError:
-        mapped = map_transport_error(exc, self.config.name)
-        if mapped is None:
-            raise exc
-        mapped.request_id = request_id
-        mapped.message = f"GigaChat {what}: {mapped.message}"
-        return mapped
+    def _mapped(self, what: str, request_id: str) -> AbstractContextManager[None]:
+        """Map ``httpx`` exceptions inside to typed errors (the core's map, GigaChat's TLS
+        hint)."""
+        return mapped_transport_errors(
+            self.config.name, what=f"GigaChat {what}", request_id=request_id, tls_hint=TLS_HINT
+        )
 
     async def _open(
         self,
@@ -244,17 +353,14 @@ class GigaChatProvider(BaseProvider):
             if stream:
                 headers["Accept"] = "text/event-stream"
                 headers["Cache-Control"] = "no-store"
-            request = client.build_request(method, path, json=payload, headers=headers)
-            try:
+            with self._mapped(f"{method} {path} failed", request_id):
+                request = client.build_request(method, path, json=payload, headers=headers)
                 response = await client.send(request, stream=stream)
-            except Exception as exc:
-                raise self._transport_error(exc, request_id, f"{method} {path} failed") from exc
             if response.status_code == 200:
                 return response
             try:
-                await response.aread()
-            except Exception as exc:
-                raise self._transport_error(exc, request_id, "error body unreadable") from exc
+                with self._mapped("error body unreadable", request_id):
+                    await response.aread()
             finally:
                 await response.aclose()
             self.logger.debug(
@@ -287,7 +393,7 @@ class GigaChatProvider(BaseProvider):
         response = await self._open(method, path, payload=payload, session_id=session_id)
         try:
             return response.json(), response
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProviderError(
                 f"GigaChat answered {path} with a body that is not JSON; check base_url",
                 provider=self.config.name,
@@ -367,35 +473,13 @@ class GigaChatProvider(BaseProvider):
         return await self._retry_with_backoff(once)
 
     def _completion(self, data: Any, response: httpx.Response, latency: float) -> Completion:
-        request_id = request_id_of(response)
-        try:
-            choice = data["choices"][0]
-            message = choice["message"]
-            text = message.get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise ProviderError(
-                "GigaChat answered 200 without choices[0].message; check base_url",
-                provider=self.config.name,
-                status_code=200,
-                request_id=request_id,
-            ) from None
-        raw_finish = choice.get("finish_reason")
-        extra: dict[str, Any] = {
-            "finish_reason": raw_finish,
-            "model_version": data.get("model"),
-            "session_id": response.headers.get("x-session-id"),
-        }
-        if message.get("function_call") is not None:
-            extra["function_call"] = message["function_call"]
-        return Completion(
-            text=text,
+        return parse_completion(
+            data,
             provider=self.config.name,
             model=self.config.model,
-            finish_reason=_finish_reason(raw_finish),
-            usage=_usage(data.get("usage")),
-            request_id=request_id,
+            request_id=request_id_of(response),
+            session_id=response.headers.get("x-session-id"),
             latency=latency,
-            extra=extra,
         )
 
     async def stream(
@@ -452,31 +536,29 @@ class GigaChatProvider(BaseProvider):
         while True:
             try:
                 data = await reader.next_data()
-            except httpx.TransportError as exc:
-                mapped = map_transport_error(exc, name)
-                detail = mapped.message if mapped is not None else str(exc)
-                raise broken(f"broke ({detail})") from exc
+            except httpx.HTTPError as exc:
+                mapped = map_transport_error(exc, name, tls_hint=TLS_HINT)
+                if mapped is None:
+                    raise
+                raise broken(f"broke ({mapped.message})") from exc
             if data is None:
                 raise broken("ended without data: [DONE] (truncated)")
             if data == "[DONE]":
                 if final is None:
                     raise broken("sent [DONE] without a final event (finish_reason)")
                 # Read to the end of the body (the server closes it after [DONE]) so the
-                # connection goes back to the pool instead of being dropped.
-                with anyio.move_on_after(1.0):
+                # connection goes back to the pool instead of being dropped. The answer is
+                # complete: a connection that breaks now does not fail it.
+                with anyio.move_on_after(1.0), contextlib.suppress(httpx.HTTPError):
                     while await reader.next_data() is not None:
                         pass
                 yield final
                 return
             events += 1
-            try:
-                event = json.loads(data)
-                choice = event["choices"][0]
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise broken(f"carried a malformed event {data[:120]!r}") from None
-            delta = choice.get("delta") or {}
-            text = delta.get("content") or ""
-            finish_reason = choice.get("finish_reason")
+            fields = parse_event(data)
+            if fields is None:
+                raise broken(f"carried a malformed event {body_excerpt(data, 120)!r}")
+            text, finish_reason = fields.text, fields.finish_reason
             if finish_reason is not None or final is not None:
                 # Held back until [DONE]: only then is the answer known to be complete.
                 final = Chunk(
@@ -488,7 +570,7 @@ class GigaChatProvider(BaseProvider):
                         if finish_reason is not None or final is None
                         else final.finish_reason
                     ),
-                    usage=_usage(event.get("usage")) or (final.usage if final else None),
+                    usage=fields.usage or (final.usage if final else None),
                     request_id=request_id,
                 )
             elif text:
@@ -511,10 +593,17 @@ class GigaChatProvider(BaseProvider):
         """The models this account can use (``GET /models``)."""
 
         async def once() -> list[GigaChatModel]:
-            data, _ = await self._json("GET", "/models")
+            data, response = await self._json("GET", "/models")
+            models = data.get("data") if isinstance(data, dict) else None
+            if not isinstance(models, list):
+                raise self._shape_error("/models", "a data list", response)
             return [
-                GigaChatModel(str(m["id"]), m.get("owned_by"), m.get("type"))
-                for m in data.get("data", [])
+                GigaChatModel(
+                    str(m["id"]),
+                    m["owned_by"] if isinstance(m.get("owned_by"), str) else None,
+                    m["type"] if isinstance(m.get("type"), str) else None,
+                )
+                for m in models
                 if isinstance(m, dict) and "id" in m
             ]
 
@@ -533,7 +622,24 @@ class GigaChatProvider(BaseProvider):
         payload = {"model": model or self.config.model, "input": items}
 
         async def once() -> list[TokenCount]:
-            data, _ = await self._json("POST", "/tokens/count", payload)
-            return [TokenCount(int(d["tokens"]), int(d.get("characters", 0))) for d in data]
+            data, response = await self._json("POST", "/tokens/count", payload)
+            counts: list[TokenCount] = []
+            for item in data if isinstance(data, list) else [None]:
+                tokens = token_count(item.get("tokens")) if isinstance(item, dict) else None
+                characters = (
+                    token_count(item.get("characters", 0)) if isinstance(item, dict) else None
+                )
+                if tokens is None or characters is None:
+                    raise self._shape_error("/tokens/count", "a list of counts", response)
+                counts.append(TokenCount(tokens, characters))
+            return counts
 
         return await self._retry_with_backoff(once)
+
+    def _shape_error(self, path: str, expected: str, response: httpx.Response) -> ProviderError:
+        return ProviderError(
+            f"GigaChat answered {path} without {expected}; check base_url",
+            provider=self.config.name,
+            status_code=response.status_code,
+            request_id=request_id_of(response),
+        )

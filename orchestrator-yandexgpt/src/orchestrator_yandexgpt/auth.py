@@ -19,10 +19,11 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.boundary import mapped_transport_errors
 from orchestrator.config import Secret
 from orchestrator.errors import AuthenticationError, ConfigurationError, ProviderError
 from orchestrator_yandexgpt.config import DEFAULT_IAM_URL
-from orchestrator_yandexgpt.errors import error_from_response
+from orchestrator_yandexgpt.errors import TLS_HINT, error_from_response
 
 if TYPE_CHECKING:
     from orchestrator.providers.base import BaseProvider
@@ -220,22 +221,17 @@ class ExchangedIamAuth(Credentials):
             body = {"yandexPassportOauthToken": str(self._oauth_token)}
             source = "OAuth token"
         client = provider.http_client()
-        try:
+        with mapped_transport_errors(
+            provider.name, what="IAM token exchange failed", tls_hint=TLS_HINT
+        ):
             response = await client.post(self.iam_url, json=body)
-        except Exception as exc:
-            from orchestrator.providers.base import map_transport_error
-
-            mapped = map_transport_error(exc, provider.name)
-            if mapped is None:
-                raise
-            mapped.message = f"IAM token exchange failed: {mapped.message}"
-            raise mapped from exc
         if response.status_code != 200:
             error = error_from_response(
                 response.status_code,
                 response.content,
                 provider=provider.name,
                 request_id=response.headers.get("x-request-id"),
+                headers=response.headers,
                 what=f"IAM token exchange with the {source}",
             )
             if isinstance(error, AuthenticationError):
@@ -243,8 +239,10 @@ class ExchangedIamAuth(Credentials):
             raise error
         try:
             data = response.json()
-            token = str(data["iamToken"])
-        except (ValueError, KeyError, TypeError):
+            token = data["iamToken"]
+            if not isinstance(token, str) or not token:
+                raise TypeError("iamToken is not a string")
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ProviderError(
                 "IAM token exchange returned no iamToken; check iam_url",
                 provider=provider.name,

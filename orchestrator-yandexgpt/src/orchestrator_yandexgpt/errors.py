@@ -3,6 +3,11 @@
 Two body shapes are accepted (see the wire spec): the Yandex Cloud gRPC-status shape
 ``{"code": 16, "message": ..., "details": [...]}`` and the one seen on llm.api
 ``{"error": {"grpcCode": 16, "httpCode": 401, "message": ..., "httpStatus": ...}}``.
+
+The HTTP status table, ``Retry-After`` parsing and the ``httpx`` map are the core's
+(:mod:`orchestrator.boundary`); this module keeps what is Yandex's own: the body shapes, the
+gRPC codes (which win over the HTTP status: ``DEADLINE_EXCEEDED``/504 is a timeout here), the
+"input tokens" message that means :class:`ContextLengthError`, and the fix-it hints.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.boundary import body_excerpt, error_class_for_status, error_for_status
 from orchestrator.errors import (
     AuthenticationError,
     ContextLengthError,
@@ -24,7 +31,21 @@ from orchestrator.errors import (
     ServiceUnavailableError,
 )
 
-__all__ = ["GRPC_TO_HTTP", "ErrorInfo", "error_from_response", "parse_error_body"]
+__all__ = [
+    "GRPC_TO_HTTP",
+    "TLS_HINT",
+    "ErrorInfo",
+    "error_from_info",
+    "error_from_response",
+    "parse_error_body",
+]
+
+#: The hint of a TLS certificate verify failure. Yandex Cloud's certificates chain to public
+#: CAs, so a failure usually means a TLS-inspecting proxy: trust its CA through ca_bundle.
+TLS_HINT = (
+    "the server's TLS certificate is not trusted: if a corporate proxy inspects TLS, set "
+    "ca_bundle to a PEM file with its CA; otherwise check base_url"
+)
 
 #: gRPC status code -> HTTP status, as the API pairs them.
 GRPC_TO_HTTP = {
@@ -39,6 +60,17 @@ GRPC_TO_HTTP = {
     16: 401,
 }
 _HTTP_TO_GRPC = {http: grpc for grpc, http in GRPC_TO_HTTP.items()}
+#: gRPC status code -> error class (the code decides when the body has one).
+_GRPC_ERRORS: dict[int, type[ProviderError]] = {
+    3: InvalidRequestError,  # INVALID_ARGUMENT
+    4: ProviderTimeoutError,  # DEADLINE_EXCEEDED (HTTP 504)
+    5: ModelNotFoundError,  # NOT_FOUND
+    7: PermissionDeniedError,  # PERMISSION_DENIED
+    8: RateLimitError,  # RESOURCE_EXHAUSTED
+    13: ServiceUnavailableError,  # INTERNAL
+    14: ServiceUnavailableError,  # UNAVAILABLE
+    16: AuthenticationError,  # UNAUTHENTICATED
+}
 _TOKEN_LIMIT = re.compile(r"input tokens must be no more than", re.IGNORECASE)
 
 
@@ -61,9 +93,11 @@ class ErrorInfo:
 
 
 def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -95,21 +129,12 @@ def parse_error_body(body: Any) -> ErrorInfo | None:
 
 def _classify(grpc: int | None, status: int | None, message: str) -> type[ProviderError]:
     code = grpc if grpc is not None else _HTTP_TO_GRPC.get(status or 0)
-    if code == 16 or status == 401:
-        return AuthenticationError
-    if code == 7 or status == 403:
-        return PermissionDeniedError
-    if code == 8 or status == 429:
-        return RateLimitError
-    if code == 5 or status == 404:
-        return ModelNotFoundError
-    if code == 3 or status in (400, 413, 422):
+    cls = _GRPC_ERRORS.get(code) if code is not None else None
+    if cls is None:
+        cls = error_class_for_status(status) if status is not None else ProviderError
+    if cls in (InvalidRequestError, ContextLengthError):
         return ContextLengthError if _TOKEN_LIMIT.search(message) else InvalidRequestError
-    if code == 4 or status == 504:
-        return ProviderTimeoutError
-    if code in (13, 14) or (status is not None and status >= 500):
-        return ServiceUnavailableError
-    return ProviderError
+    return cls
 
 
 _HINTS: dict[type[ProviderError], str] = {
@@ -131,22 +156,24 @@ def error_from_response(
     provider: str,
     request_id: str | None,
     retry_after: float | None = None,
+    headers: Mapping[str, str] | None = None,
     what: str = "YandexGPT request",
 ) -> ProviderError:
-    """The typed error for an unsuccessful HTTP response."""
+    """The typed error for an unsuccessful HTTP response (``Retry-After`` read from
+    ``headers`` unless ``retry_after`` is given)."""
     body: Any = None
-    with contextlib.suppress(ValueError):
+    with contextlib.suppress(ValueError, RecursionError):
         body = json.loads(content)
     info = parse_error_body(body)
     if info is None:
-        text = content.decode("utf-8", "replace").strip()[:200]
-        info = ErrorInfo(None, status, text or f"HTTP {status}")
+        info = ErrorInfo(None, status, body_excerpt(content) or f"HTTP {status}")
     return error_from_info(
         info,
         status=status,
         provider=provider,
         request_id=request_id,
         retry_after=retry_after,
+        headers=headers,
         what=what,
     )
 
@@ -158,6 +185,7 @@ def error_from_info(
     provider: str,
     request_id: str | None,
     retry_after: float | None = None,
+    headers: Mapping[str, str] | None = None,
     what: str = "YandexGPT request",
 ) -> ProviderError:
     """The typed error for a parsed error (from a response, a stream line or an operation)."""
@@ -165,12 +193,25 @@ def error_from_info(
         status = info.http_code or GRPC_TO_HTTP.get(info.grpc_code or -1)
     cls = _classify(info.grpc_code, status, info.message)
     code = f" (gRPC code {info.grpc_code})" if info.grpc_code is not None else ""
-    hint = _HINTS.get(cls)
-    message = f"{what} failed{code}: {info.message}" + (f"; {hint}" if hint else "")
-    return cls(
+    message = f"{what} failed{code}: {body_excerpt(info.message)}"
+    request_id = request_id or info.request_id
+    if status is None:
+        hint = _HINTS.get(cls)
+        return cls(
+            message + (f"; {hint}" if hint else ""),
+            provider=provider,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
+    error = error_for_status(
+        status,
         message,
         provider=provider,
-        status_code=status,
-        request_id=request_id or info.request_id,
-        retry_after=retry_after,
+        request_id=request_id,
+        headers=headers,
+        error_class=cls,
+        hints=_HINTS,
     )
+    if retry_after is not None:
+        error.retry_after = retry_after
+    return error

@@ -15,20 +15,27 @@ has no such options. With ``params=None`` the vendor's defaults apply.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import ssl
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio
 
-from orchestrator._secrets import get_logger
+from orchestrator.boundary import (
+    body_excerpt,
+    map_transport_error,
+    mapped_transport_errors,
+    token_count,
+)
 from orchestrator.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -36,7 +43,7 @@ from orchestrator.errors import (
     ProviderTimeoutError,
     StreamError,
 )
-from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.providers.base import BaseProvider
 from orchestrator.types import (
     Chunk,
     Completion,
@@ -62,6 +69,7 @@ from orchestrator_yandexgpt.config import (
     resolve_settings,
 )
 from orchestrator_yandexgpt.errors import (
+    TLS_HINT,
     error_from_info,
     error_from_response,
     parse_error_body,
@@ -70,7 +78,15 @@ from orchestrator_yandexgpt.errors import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Token", "YandexGPTProvider", "cumulative_delta", "model_uri"]
+__all__ = [
+    "Alternative",
+    "Token",
+    "YandexGPTProvider",
+    "cumulative_delta",
+    "model_uri",
+    "parse_alternative",
+    "parse_completion",
+]
 
 COMPLETION_PATH = "/foundationModels/v1/completion"
 COMPLETION_ASYNC_PATH = "/foundationModels/v1/completionAsync"
@@ -131,36 +147,94 @@ class Token:
     special: bool = False
 
 
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _usage(data: Any) -> Usage | None:
+    """The vendor's token counts (int64 sent as strings); None when absent or when a count
+    is not a non-negative integer (a garbled usage is not reported, rather than wrong)."""
     if not isinstance(data, Mapping):
         return None
+    counts: dict[str, int] = {}
+    for name, key in (
+        ("prompt_tokens", "inputTextTokens"),
+        ("completion_tokens", "completionTokens"),
+        ("total_tokens", "totalTokens"),
+    ):
+        value = data.get(key)
+        count = 0 if value is None else token_count(value)
+        if count is None:
+            return None
+        counts[name] = count
     details = data.get("completionTokensDetails")
     reasoning = None
     if isinstance(details, Mapping) and details.get("reasoningTokens") is not None:
-        reasoning = _int(details["reasoningTokens"])
-    return Usage(
-        prompt_tokens=_int(data.get("inputTextTokens")),
-        completion_tokens=_int(data.get("completionTokens")),
-        total_tokens=_int(data.get("totalTokens")),
-        reasoning_tokens=reasoning,
-    )
+        reasoning = token_count(details["reasoningTokens"])
+    return Usage(**counts, reasoning_tokens=reasoning)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """What ``result.alternatives[0]`` of an answer (or of one stream line) says."""
+
+    #: The text (cumulative in a stream).
+    text: str
+    #: ``ALTERNATIVE_STATUS_*`` ("" when absent).
+    status: str
+    usage: Usage | None
+
+
+def parse_alternative(result: Any) -> Alternative | None:
+    """``alternatives[0]`` of a ``result`` object, or None for any other shape (a message
+    that is not an object, a text or status that is not a string...)."""
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        alternative = result["alternatives"][0]
+        text = alternative["message"].get("text")
+        status = alternative.get("status")
+        usage = result.get("usage")
+    except (KeyError, IndexError, TypeError, AttributeError):
         return None
+    if text is None:
+        text = ""
+    if status is None:
+        status = ""
+    if not isinstance(text, str) or not isinstance(status, str):
+        return None
+    return Alternative(text, status, _usage(usage))
+
+
+def parse_completion(
+    result: Any,
+    *,
+    provider: str,
+    model: str,
+    request_id: str | None,
+    server_request_id: str | None = None,
+    latency: float = 0.0,
+) -> Completion:
+    """The :class:`Completion` of a completion ``result`` (decoded JSON); any other shape
+    raises :class:`ProviderError` (transient: a proxy's garbled answer may not repeat)."""
+    alternative = parse_alternative(result)
+    if alternative is None:
+        raise ProviderError(
+            "YandexGPT answered without a text alternatives[0].message; check base_url",
+            provider=provider,
+            request_id=request_id,
+            transient=True,
+        )
+    status = alternative.status or "ALTERNATIVE_STATUS_UNSPECIFIED"
+    extra: dict[str, Any] = {"status": status, "model_uri": model}
+    if result.get("modelVersion"):
+        extra["model_version"] = result["modelVersion"]
+    if server_request_id:
+        extra["server_request_id"] = server_request_id
+    return Completion(
+        text=alternative.text,
+        provider=provider,
+        model=model,
+        finish_reason=_FINISH.get(status),
+        usage=alternative.usage,
+        request_id=request_id,
+        latency=latency,
+        extra=extra,
+    )
 
 
 class _LineReader:
@@ -261,7 +335,8 @@ class YandexGPTProvider(BaseProvider):
         try:
             settings = resolve_settings(YandexGPTConfig(name=name), env)
         except MissingFolderError as exc:
-            get_logger("orchestrator.providers.yandexgpt").warning(
+            # The message of a ConfigurationError is already redacted.
+            logging.getLogger("orchestrator.providers.yandexgpt").warning(
                 "YandexGPT credentials found in the environment but not used: %s", exc
             )
             return None
@@ -346,8 +421,9 @@ class YandexGPTProvider(BaseProvider):
         for attempt in (1, 2):
             headers = await self._headers()
             request_id = headers["x-client-request-id"]
-            request = client.build_request(method, url, json=body, headers=headers)
-            response = await client.send(request, stream=stream)
+            with self._mapped(what, request_id):
+                request = client.build_request(method, url, json=body, headers=headers)
+                response = await client.send(request, stream=stream)
             self.logger.debug(
                 "%s: %s %s -> %d (x-client-request-id %s)",
                 self.name,
@@ -360,7 +436,8 @@ class YandexGPTProvider(BaseProvider):
                 return response, request_id
             try:
                 if stream:
-                    await response.aread()
+                    with self._mapped(f"{what} (reading the error body)", request_id):
+                        await response.aread()
             finally:
                 await response.aclose()
             if (
@@ -377,15 +454,21 @@ class YandexGPTProvider(BaseProvider):
                 response.content,
                 provider=self.name,
                 request_id=request_id,
-                retry_after=_retry_after(response),
+                headers=response.headers,
                 what=what,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _mapped(self, what: str, request_id: str) -> AbstractContextManager[None]:
+        """Map ``httpx`` exceptions inside to typed errors (the core's map, Yandex's hint)."""
+        return mapped_transport_errors(
+            self.name, what=f"{what} failed", request_id=request_id, tls_hint=TLS_HINT
+        )
+
     def _decode(self, response: httpx.Response, request_id: str) -> Any:
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProviderError(
                 "YandexGPT answered 200 with a body that is not JSON; check base_url",
                 provider=self.name,
@@ -444,31 +527,13 @@ class YandexGPTProvider(BaseProvider):
     def _completion(
         self, result: Any, request_id: str, started: float, response: httpx.Response
     ) -> Completion:
-        try:
-            alternative = result["alternatives"][0]
-            text = str(alternative["message"].get("text") or "")
-            status = str(alternative.get("status") or "ALTERNATIVE_STATUS_UNSPECIFIED")
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise ProviderError(
-                "YandexGPT answered without alternatives[0].message; check base_url",
-                provider=self.name,
-                request_id=request_id,
-                transient=True,
-            ) from None
-        extra: dict[str, Any] = {"status": status, "model_uri": self.model_uri}
-        if result.get("modelVersion"):
-            extra["model_version"] = result["modelVersion"]
-        if response.headers.get("x-request-id"):
-            extra["server_request_id"] = response.headers["x-request-id"]
-        return Completion(
-            text=text,
+        return parse_completion(
+            result,
             provider=self.name,
             model=self.model_uri,
-            finish_reason=_FINISH.get(status),
-            usage=_usage(result.get("usage")),
             request_id=request_id,
+            server_request_id=response.headers.get("x-request-id"),
             latency=time.monotonic() - started,
-            extra=extra,
         )
 
     # -- the contract -------------------------------------------------------------------
@@ -533,6 +598,8 @@ class YandexGPTProvider(BaseProvider):
     async def _deltas(
         self, raw: AsyncIterator[bytes], request_id: str
     ) -> AsyncGenerator[Chunk, None]:
+        import httpx
+
         text = ""
         lines = _LineReader(raw)
         while True:
@@ -549,14 +616,15 @@ class YandexGPTProvider(BaseProvider):
                     what="YandexGPT stream",
                 )
             result = data.get("result", data)
-            try:
-                alternative = result["alternatives"][0]
-                current = str(alternative["message"].get("text") or "")
-                status = str(alternative.get("status") or "")
-            except (KeyError, IndexError, TypeError, AttributeError):
+            alternative = parse_alternative(result)
+            if alternative is None:
                 raise self._stream_error(
-                    "sent a line without alternatives[0].message", request_id, text
-                ) from None
+                    f"sent a line without a text alternatives[0].message "
+                    f"({body_excerpt(json.dumps(data), 120)!r})",
+                    request_id,
+                    text,
+                )
+            current, status = alternative.text, alternative.status
             try:
                 delta = cumulative_delta(text, current)
             except ValueError:
@@ -570,12 +638,13 @@ class YandexGPTProvider(BaseProvider):
                     provider=self.name,
                     model=self.model_uri,
                     finish_reason=_FINISH[status],
-                    usage=_usage(result.get("usage")),
+                    usage=alternative.usage,
                     request_id=request_id,
                 )
                 # Read to the end of the body (the API closes it after the final line) so
-                # the connection goes back to the pool instead of being dropped.
-                with anyio.move_on_after(1.0):
+                # the connection goes back to the pool instead of being dropped. The answer
+                # is complete: a connection that breaks now does not fail it.
+                with anyio.move_on_after(1.0), contextlib.suppress(httpx.HTTPError):
                     while await lines.next_line() is not None:
                         pass
                 return
@@ -597,9 +666,11 @@ class YandexGPTProvider(BaseProvider):
         while True:
             try:
                 line = await lines.next_line()
-            except httpx.TransportError as exc:
-                mapped = map_transport_error(exc, self.name)
-                detail = mapped.message if mapped is not None else str(exc)
+            except httpx.HTTPError as exc:
+                mapped = map_transport_error(exc, self.name, tls_hint=TLS_HINT)
+                if mapped is None:
+                    raise
+                detail = mapped.message
                 raise StreamError(
                     f"YandexGPT stream broke ({detail})",
                     provider=self.name,
@@ -612,7 +683,7 @@ class YandexGPTProvider(BaseProvider):
                 continue
             try:
                 data = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 data = None
             if not isinstance(data, dict):
                 raise StreamError(
@@ -639,8 +710,8 @@ class YandexGPTProvider(BaseProvider):
     def _tokens(data: Any) -> list[Token]:
         tokens = data.get("tokens", []) if isinstance(data, dict) else []
         return [
-            Token(_int(t.get("id")), str(t.get("text", "")), bool(t.get("special", False)))
-            for t in tokens
+            Token(token_count(t.get("id")) or 0, str(t.get("text", "")), t.get("special") is True)
+            for t in (tokens if isinstance(tokens, list) else [])
             if isinstance(t, dict)
         ]
 
@@ -687,7 +758,17 @@ class YandexGPTProvider(BaseProvider):
             self._send, "POST", EMBEDDING_PATH, body=body, what="YandexGPT embedding"
         )
         data = self._decode(response, request_id)
-        return [float(x) for x in data.get("embedding", [])]
+        vector = data.get("embedding") if isinstance(data, dict) else None
+        if isinstance(vector, list) and all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in vector
+        ):
+            return [float(x) for x in vector]
+        raise ProviderError(
+            "YandexGPT answered textEmbedding without an embedding list of numbers; check base_url",
+            provider=self.name,
+            request_id=request_id,
+            transient=True,
+        )
 
     # -- async (batch, half price) completion ---------------------------------------------
 

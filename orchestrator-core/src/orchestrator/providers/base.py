@@ -34,10 +34,8 @@ from orchestrator.errors import (
     AuthenticationError,
     InvalidRequestError,
     ProviderError,
-    ProviderTimeoutError,
     RateLimitError,
     TimeoutError,  # noqa: A004 - the guide imports this name from here
-    TransportError,
 )
 from orchestrator.pricing import Price
 from orchestrator.retry import RetryPolicy, retries_managed_by_caller
@@ -76,20 +74,16 @@ def render_transcript(messages: Sequence[Message]) -> str:
 
 
 def map_transport_error(exc: BaseException, provider: str | None) -> ProviderError | None:
-    """The typed error for an ``httpx`` transport exception, or None if ``exc`` is not one."""
-    httpx = sys.modules.get("httpx")
-    if httpx is None or not isinstance(exc, httpx.TransportError):
+    """The typed error for an ``httpx`` exception, or None if ``exc`` is not one.
+
+    Re-exported from :func:`orchestrator.boundary.map_transport_error` (the one map), without
+    importing ``httpx`` here: an exception cannot be an httpx one before httpx is imported.
+    """
+    if "httpx" not in sys.modules:
         return None
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderTimeoutError(
-            f"Request timed out ({kind}); raise the provider's timeout or check the network",
-            provider=provider,
-        )
-    return TransportError(
-        f"Connection failed ({kind}: {exc}); check base_url and the network",
-        provider=provider,
-    )
+    from orchestrator.boundary import map_transport_error as mapped
+
+    return mapped(exc, provider)
 
 
 def _loop_key() -> object:

@@ -2,9 +2,14 @@
 
 It speaks an OpenAI-compatible chat API: ``POST {base_url}/chat/completions`` (JSON, or
 server-sent events when streaming) and ``GET {base_url}/models`` for health checks. If your
-API differs, change ``_payload`` (the request), ``chat``/``stream`` (the answer) and
-``_error`` (the failures); the contract tests in ``tests/test_contract.py`` tell you when
-something is off.
+API differs, change ``_payload`` (the request), ``_completion``/``_event`` (the answer's
+shape) and ``_error`` (the failures); the contract tests in ``tests/test_contract.py`` tell
+you when something is off.
+
+Statuses, ``Retry-After`` and ``httpx`` exceptions are mapped by the core
+(``orchestrator.boundary``); this file adds only the vendor's hints (``_HINTS``) and body
+shapes. Any body the API (or a proxy) sends ends as a ``Completion``/``Chunk`` or a typed
+``ProviderError``/``StreamError``, never an ``AttributeError``.
 """
 
 from __future__ import annotations
@@ -16,20 +21,20 @@ from typing import Any
 
 import anyio
 import httpx
+from orchestrator.boundary import (
+    body_excerpt,
+    error_for_status,
+    mapped_transport_errors,
+    token_count,
+)
 from orchestrator.errors import (
     AuthenticationError,
-    ContextLengthError,
-    InvalidRequestError,
     ModelNotFoundError,
-    PermissionDeniedError,
     ProviderError,
-    ProviderTimeoutError,
     QuotaExceededError,
-    RateLimitError,
-    ServiceUnavailableError,
     StreamError,
 )
-from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.providers.base import BaseProvider
 from orchestrator.types import Chunk, Completion, FinishReason, GenerationParams, Message, Usage
 
 __all__ = ["{{ cookiecutter.class_name }}"]
@@ -37,19 +42,14 @@ __all__ = ["{{ cookiecutter.class_name }}"]
 #: How the vendor is named in error messages.
 VENDOR = "{{ cookiecutter.provider_name }}"
 
-#: HTTP status -> (error class, how to fix it). Any other status >= 500 maps to
-#: ServiceUnavailableError (transient), any other >= 400 to InvalidRequestError.
-_ERRORS: dict[int, tuple[type[ProviderError], str]] = {
-    400: (InvalidRequestError, "check the messages and parameters"),
-    401: (AuthenticationError, "check ProviderConfig.api_key"),
-    402: (QuotaExceededError, "top up the account"),
-    403: (PermissionDeniedError, "the key lacks access to this model or resource"),
-    404: (ModelNotFoundError, "check ProviderConfig.model and base_url"),
-    408: (ProviderTimeoutError, "retry later or raise the timeout"),
-    413: (ContextLengthError, "shorten the conversation"),
-    422: (InvalidRequestError, "check the messages and parameters"),
-    429: (RateLimitError, "slow down or raise the account's limits"),
+#: How to fix each error class, in this vendor's terms (the core's table picks the class from
+#: the status: 401 AuthenticationError, 429 RateLimitError with retry_after, 5xx transient...).
+_HINTS: dict[type[ProviderError], str] = {
+    AuthenticationError: "check ProviderConfig.api_key",
+    ModelNotFoundError: "check ProviderConfig.model and base_url",
+    QuotaExceededError: "top up the account",
 }
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -59,26 +59,47 @@ _FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``retry-after`` (an HTTP date is ignored)."""
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
-    return None
-
-
 def _usage(data: Any) -> Usage | None:
+    """Token counts as the vendor reported them; None when absent or garbled ("n/a")."""
     if not isinstance(data, dict):
         return None
-    return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        total_tokens=int(data.get("total_tokens") or 0),
-    )
+    counts = [0 if data.get(key) is None else token_count(data[key]) for key in _USAGE_KEYS]
+    prompt, completion, total = counts
+    if prompt is None or completion is None or total is None:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+
+
+def _finish_reason(raw: Any) -> FinishReason:
+    return _FINISH_REASONS.get(raw, "stop") if isinstance(raw, str) else "stop"
+
+
+def _completion(data: Any) -> tuple[str, Any, Any, Any] | None:
+    """(text, finish reason, usage, model) of a chat answer, or None for another shape."""
+    try:
+        choice = data["choices"][0]
+        content = choice["message"].get("content")
+        answer = (content or "", choice.get("finish_reason"), data.get("usage"), data.get("model"))
+    except (LookupError, TypeError, AttributeError):
+        return None
+    return answer if isinstance(content, str | None) else None
+
+
+def _event(event: Any) -> tuple[list[str], Any, Any] | None:
+    """(texts, finish reason, usage) of one stream event, or None for another shape."""
+    if not isinstance(event, dict) or not isinstance(event.get("choices"), list | None):
+        return None
+    texts: list[str] = []
+    finish: Any = None
+    for choice in event.get("choices") or []:
+        if not isinstance(choice, dict) or not isinstance(choice.get("delta"), dict | None):
+            return None
+        text = (choice.get("delta") or {}).get("content")
+        if not isinstance(text, str | None):
+            return None
+        texts.append(text or "")
+        finish = choice.get("finish_reason") or finish
+    return texts, finish, event.get("usage")
 
 
 async def _finish(lines: AsyncIterator[str]) -> None:
@@ -119,23 +140,19 @@ class {{ cookiecutter.class_name }}(BaseProvider):
 
     def _error(self, response: httpx.Response) -> ProviderError:
         """The typed error for a failed response (the body is already read)."""
-        status = response.status_code
         try:
             detail = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200] or response.reason_phrase
-        fallback = (
-            (ServiceUnavailableError, "retry later")
-            if status >= 500
-            else (InvalidRequestError, "check the request")
-        )
-        cls, fix = _ERRORS.get(status, fallback)
-        return cls(
-            f"{VENDOR} API returned HTTP {status}: {detail}; {fix}",
+        except (ValueError, LookupError, TypeError, RecursionError):
+            detail = None
+        body = response.text or response.reason_phrase
+        return error_for_status(  # the core's status table, Retry-After and redaction
+            response.status_code,
+            f"{VENDOR} API returned HTTP {response.status_code}",
             provider=self.config.name,
-            status_code=status,
             request_id=response.headers.get("x-request-id"),
-            retry_after=_retry_after(response),
+            headers=response.headers,
+            body=detail if isinstance(detail, str) and detail else body,
+            hints=_HINTS,
         )
 
     def _payload(
@@ -180,23 +197,24 @@ class {{ cookiecutter.class_name }}(BaseProvider):
                 raise self._error(response)
             request_id = response.headers.get("x-request-id")
             try:
-                data = response.json()
-                choice = data["choices"][0]
-                text = choice["message"].get("content") or ""
-            except (ValueError, LookupError, TypeError, AttributeError) as exc:
+                answer = _completion(response.json())
+            except (ValueError, RecursionError):
+                answer = None
+            if answer is None:
                 raise ProviderError(
-                    f"{VENDOR} API sent an answer without choices[0].message: "
-                    f"{response.text[:200]!r}; is base_url an OpenAI-compatible API?",
+                    f"{VENDOR} API sent an answer without choices[0].message.content: "
+                    f"{body_excerpt(response.text)!r}; is base_url an OpenAI-compatible API?",
                     provider=self.config.name,
                     status_code=response.status_code,
                     request_id=request_id,
-                ) from exc
+                )
+            text, finish, usage, model = answer
             return Completion(
                 text=text,
                 provider=self.config.name,
-                model=data.get("model") or payload["model"],
-                finish_reason=_FINISH_REASONS.get(choice.get("finish_reason") or "", "stop"),
-                usage=_usage(data.get("usage")),
+                model=model if isinstance(model, str) and model else payload["model"],
+                finish_reason=_finish_reason(finish),
+                usage=_usage(usage),
                 request_id=request_id,
             )
 
@@ -221,56 +239,54 @@ class {{ cookiecutter.class_name }}(BaseProvider):
         # Retries happen only before the first chunk: after that, text reached the caller.
         response = await self._retry_with_backoff(open_stream)
         request_id = response.headers.get("x-request-id")
-        finish: FinishReason | None = None
+        finish: Any = None
         usage: Usage | None = None
         lines = response.aiter_lines()
         try:
-            async for line in lines:
-                if not line.startswith("data:"):
-                    continue
-                data = line[len("data:") :].strip()
-                if data == "[DONE]":
-                    yield Chunk(
-                        delta="",
-                        provider=self.config.name,
-                        model=payload["model"],
-                        finish_reason=finish or "stop",
-                        usage=usage,
-                        request_id=request_id,
-                    )
-                    return
-                try:
-                    event = json.loads(data)
-                except ValueError:
-                    raise StreamError(
-                        f"{VENDOR} stream sent an event that is not JSON: {data[:200]!r}",
-                        provider=self.config.name,
-                        request_id=request_id,
-                    ) from None
-                if not isinstance(event, dict):
-                    continue
-                if "error" in event:
-                    raise StreamError(
-                        f"{VENDOR} stream failed: {event['error']}",
-                        provider=self.config.name,
-                        request_id=request_id,
-                    )
-                usage = _usage(event.get("usage")) or usage
-                for choice in event.get("choices") or []:
-                    reason = choice.get("finish_reason")
-                    if reason:
-                        finish = _FINISH_REASONS.get(reason, "stop")
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
+            # httpx exceptions while reading become typed errors (the core's map).
+            with mapped_transport_errors(self.config.name, what=f"{VENDOR} stream broke"):
+                async for line in lines:
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[len("data:") :].strip()
+                    if data == "[DONE]":
                         yield Chunk(
-                            delta=text,
+                            delta="",
                             provider=self.config.name,
                             model=payload["model"],
+                            finish_reason=_finish_reason(finish),
+                            usage=usage,
                             request_id=request_id,
                         )
-        except httpx.TransportError as exc:
-            mapped = map_transport_error(exc, self.config.name)
-            raise (mapped or StreamError(str(exc), provider=self.config.name)) from exc
+                        return
+                    try:
+                        event = json.loads(data)
+                    except (ValueError, RecursionError):
+                        event = None
+                    if isinstance(event, dict) and "error" in event:
+                        raise StreamError(
+                            f"{VENDOR} stream failed: {body_excerpt(str(event['error']))}",
+                            provider=self.config.name,
+                            request_id=request_id,
+                        )
+                    fields = _event(event)
+                    if fields is None:
+                        raise StreamError(
+                            f"{VENDOR} stream sent a malformed event: {body_excerpt(data)!r}",
+                            provider=self.config.name,
+                            request_id=request_id,
+                        )
+                    texts, reason, event_usage = fields
+                    finish = reason or finish
+                    usage = _usage(event_usage) or usage
+                    for text in texts:
+                        if text:
+                            yield Chunk(
+                                delta=text,
+                                provider=self.config.name,
+                                model=payload["model"],
+                                request_id=request_id,
+                            )
         finally:
             # Shielded so a cancelled caller still closes the response and frees the socket.
             with anyio.CancelScope(shield=True):
