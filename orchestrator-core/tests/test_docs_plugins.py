@@ -272,6 +272,24 @@ def test_hook_is_documented_with_its_signature(name: str) -> None:
     assert len(section.split("```")[-1].strip()) > 20, f"say when `{name}` fires"
 
 
+def test_hook_reference_names_every_builtin_strategy() -> None:
+    from orchestrator.strategies import BUILTIN_STRATEGIES
+
+    section = HOOKS.read_text(encoding="utf-8").split("## `register_strategies`")[1]
+    section = section.split("\n## ")[0]
+    for strategy in BUILTIN_STRATEGIES:
+        assert f"`{strategy.name}`" in section, f"hooks.md does not list {strategy.name}"
+    assert f"The {_NUMBERS[len(BUILTIN_STRATEGIES)]}\nbuilt-in strategies" in section
+
+
+_NUMBERS = {6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+
+
+def test_hook_reference_says_where_top_level_await_runs() -> None:
+    text = HOOKS.read_text(encoding="utf-8")
+    assert "top-level `await`" in text and "asyncio.run(main())" in text
+
+
 def test_no_documented_hook_is_missing_from_hookspecs() -> None:
     assert set(_documented()) <= set(_hookspecs())
 
