@@ -121,7 +121,7 @@ def build(session: nox.Session) -> None:
             external=True,
             env={"PYTHONSAFEPATH": "1"},
         )
-    session.log(f"wheels in {WHEELHOUSE.relative_to(ROOT)}/")
+    session.log(f"wheels in {WHEELHOUSE}")
 
 
 @nox.session
