@@ -42,6 +42,8 @@ __all__ = [
 
 _THOUSAND = Decimal(1000)
 logger = logging.getLogger("orchestrator.pricing")
+# A library prints nothing unless the application configures logging.
+logger.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True)
