@@ -1,6 +1,6 @@
 """Developer and CI tasks. `nox` runs every default session (what CI runs).
 
-Sessions: lint, typecheck, tests, build (wheels + smoke install outside the workspace),
+Sessions: lint, typecheck, tests, build (wheels into dist/ + smoke install from there),
 template (plugin-template self-test), docs, bench (a smoke run; `-- --full` for figures),
 and demo (not default: CI runs the README's own demo command).
 """
@@ -20,11 +20,15 @@ os.environ.setdefault("UV_NATIVE_TLS", "1")
 ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 DEV = nox.project.dependency_groups(PYPROJECT, "dev")
+#: folder -> distribution name (the core's folder keeps its old name: the distribution
+#: orchestrator-core on PyPI is an unrelated project).
 PACKAGES = {
-    "orchestrator-core": "orchestrator",
-    "orchestrator-gigachat": "orchestrator_gigachat",
-    "orchestrator-yandexgpt": "orchestrator_yandexgpt",
+    "orchestrator-core": "multi-llm-orchestrator-core",
+    "orchestrator-gigachat": "orchestrator-gigachat",
+    "orchestrator-yandexgpt": "orchestrator-yandexgpt",
 }
+#: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
+WHEELHOUSE = ROOT / "dist"
 EDITABLE = [
     "-e",
     "./orchestrator-core[testing]",
@@ -71,12 +75,12 @@ def tests(session: nox.Session) -> None:
         *session.posargs,
         env={"COVERAGE_FILE": str(ROOT / ".coverage")},
     )
-    for distribution in PACKAGES:
+    for folder, distribution in PACKAGES.items():
         session.log(f"coverage of {distribution}")
         session.run(
             "coverage",
             "report",
-            f"--include={distribution}/src/*",
+            f"--include={folder}/src/*",
             f"--fail-under={COVERAGE_FLOOR}",
             "--skip-covered",
             "--show-missing",
@@ -86,23 +90,38 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build each wheel, install them in a fresh venv outside the workspace, smoke-test."""
+    """Build each wheel into dist/ (the wheelhouse the install docs use), install them from
+    there in a fresh venv outside the workspace as the docs say, and smoke-test."""
     session.install("build>=1.2")
+    WHEELHOUSE.mkdir(exist_ok=True)
+    for distribution in PACKAGES.values():  # only ours: dist/ may hold other wheels
+        for old in WHEELHOUSE.glob(f"{distribution.replace('-', '_')}-*.whl"):
+            old.unlink()
+    for folder in PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(WHEELHOUSE), folder)
     with tempfile.TemporaryDirectory(prefix="orchestrator-wheels-") as tmp:
-        dist = Path(tmp) / "dist"
-        for distribution in PACKAGES:
-            session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), distribution)
         venv = Path(tmp) / "venv"
         session.run("python", "-m", "venv", str(venv))
         python = str(venv / "bin" / "python")
-        wheels = sorted(str(p) for p in dist.glob("*.whl"))
-        session.run(python, "-m", "pip", "install", "--quiet", *wheels, external=True)
+        # The documented command: pip install --find-links dist <distributions>.
+        session.run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--find-links",
+            str(WHEELHOUSE),
+            *PACKAGES.values(),
+            external=True,
+        )
         session.run(
             python,
             str(ROOT / "tests" / "smoke_installed.py"),
             external=True,
             env={"PYTHONSAFEPATH": "1"},
         )
+    session.log(f"wheels in {WHEELHOUSE}")
 
 
 @nox.session
@@ -128,15 +147,17 @@ def demo(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site with warnings as errors."""
     session.install(*EDITABLE, "mkdocs-material>=9.5,<10")
-    site = Path(tempfile.mkdtemp(prefix="orchestrator-site-")) / "site"
-    session.run(
-        "mkdocs",
-        "build",
-        "--strict",
-        "--site-dir",
-        str(site),
-        env={"NO_MKDOCS_2_WARNING": "1"},
-    )
+    # A checked build, not a published one: the site goes to a temporary directory that is
+    # removed afterwards, whether the build passes or fails.
+    with tempfile.TemporaryDirectory(prefix="orchestrator-site-") as tmp:
+        session.run(
+            "mkdocs",
+            "build",
+            "--strict",
+            "--site-dir",
+            str(Path(tmp) / "site"),
+            env={"NO_MKDOCS_2_WARNING": "1"},
+        )
 
 
 @nox.session

@@ -27,6 +27,10 @@ assert {"mock", "gigachat", "yandexgpt"} <= set(registry.providers), registry.pr
 for name in ("gigachat", "yandexgpt"):
     info = registry.provider_info(name)
     assert info.version == importlib.metadata.version(f"orchestrator-{name}")
+    # The list prices are package data: a wheel without prices.toml fails on import.
+    assert info.cls.prices.origin == f"orchestrator_{name}/prices.toml", info.cls.prices
+assert importlib.metadata.version("multi-llm-orchestrator-core") == orchestrator.__version__
+assert registry.provider_info("yandexgpt").cls.prices, "YandexGPT ships list prices"
 
 from orchestrator.providers import GigaChatProvider, YandexGPTProvider  # noqa: E402
 

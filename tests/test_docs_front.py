@@ -67,6 +67,12 @@ def test_cli_page_documents_every_command_and_option() -> None:
                     assert flag in text, f"{name} {flag} is not documented in docs/cli.md"
 
 
+def test_trio_example_says_to_install_trio() -> None:
+    text = (ROOT / "docs" / "threads-notebooks-bots.md").read_text(encoding="utf-8")
+    trio_section = text.split("## trio", 1)[1].split("```python", 1)[0]
+    assert "pip install trio" in trio_section
+
+
 def test_errors_page_documents_every_error() -> None:
     import orchestrator.errors as errors
 

@@ -154,7 +154,7 @@ def test_providers_table(run: Run) -> None:
         "ALIASES",
         "EMULATOR",
     ]
-    assert "mock" in out and "orchestrator-core (built-in)" in out
+    assert "mock" in out and "multi-llm-orchestrator-core (built-in)" in out
 
 
 def test_providers_json(run: Run) -> None:

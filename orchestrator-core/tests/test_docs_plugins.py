@@ -100,7 +100,10 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run the guide's ``cookiecutter`` command; returns the generated project."""
     cookiecutter = pytest.importorskip("cookiecutter.main", reason="needs cookiecutter")
     (command,) = [
-        line for b in guide_blocks("bash") for line in b.code.splitlines() if "cookiecutter" in line
+        line
+        for b in guide_blocks("bash")
+        for line in b.code.splitlines()
+        if line.startswith("cookiecutter ")
     ]
     program, template, *args = shlex.split(command)
     assert (program, template) == ("cookiecutter", "plugin-template")
@@ -182,18 +185,27 @@ def test_snippets_run(importable: Path) -> None:
 
 @pytest.mark.slow
 def test_generated_package_commands(generated: Path, importable: Path) -> None:
-    """The guide's ``pytest``, ``ruff check .`` and ``mypy`` pass in the generated package
-    (``pip install -e ".[test,lint]"`` is exercised by tests/test_template.py)."""
+    """The guide's ``pytest``, ``ruff`` and ``mypy`` pass in the generated package, run here
+    without installing (tests/test_docs_shell.py runs the whole block as written, installs
+    included)."""
     (_, develop) = guide_blocks("bash")
     commands = develop.code.splitlines()
-    assert commands == ['pip install -e ".[test,lint]"', "pytest", "ruff check .", "mypy"]
+    assert commands == [
+        "cd orchestrator-acme",
+        'pip install "../orchestrator-core[testing]"',
+        'pip install -e ".[test,lint]"',
+        "pytest",
+        "ruff check . && ruff format --check .",
+        "mypy",
+    ]
     env = {"PYTHONPATH": str(importable), "PATH": str(Path(sys.executable).parent)}
     runs = {
         "pytest": [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        "ruff check .": [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        "ruff check": [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        "ruff format": [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
         "mypy": [sys.executable, "-m", "mypy", "--cache-dir", str(importable.parent / ".mypy")],
     }
-    for command in commands[1:]:
+    for command in runs:
         result = subprocess.run(
             runs[command], cwd=generated, env=env, capture_output=True, text=True, timeout=600
         )
@@ -258,6 +270,24 @@ def test_hook_is_documented_with_its_signature(name: str) -> None:
         if options.get(option):
             assert option in section, f"hooks.md must say that `{name}` is {option}"
     assert len(section.split("```")[-1].strip()) > 20, f"say when `{name}` fires"
+
+
+def test_hook_reference_names_every_builtin_strategy() -> None:
+    from orchestrator.strategies import BUILTIN_STRATEGIES
+
+    section = HOOKS.read_text(encoding="utf-8").split("## `register_strategies`")[1]
+    section = section.split("\n## ")[0]
+    for strategy in BUILTIN_STRATEGIES:
+        assert f"`{strategy.name}`" in section, f"hooks.md does not list {strategy.name}"
+    assert f"The {_NUMBERS[len(BUILTIN_STRATEGIES)]}\nbuilt-in strategies" in section
+
+
+_NUMBERS = {6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+
+
+def test_hook_reference_says_where_top_level_await_runs() -> None:
+    text = HOOKS.read_text(encoding="utf-8")
+    assert "top-level `await`" in text and "asyncio.run(main())" in text
 
 
 def test_no_documented_hook_is_missing_from_hookspecs() -> None:

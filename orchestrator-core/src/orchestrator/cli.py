@@ -358,7 +358,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
     rows = [
         (
             i.name,
-            i.distribution or "orchestrator-core (built-in)",
+            i.distribution or "multi-llm-orchestrator-core (built-in)",
             i.version or "",
             ", ".join(i.aliases),
             "yes" if i.cls.emulator else "",
@@ -373,6 +373,56 @@ def cmd_providers(args: argparse.Namespace) -> int:
             (f.plugin, f.distribution or "?", f.version or "", f.reason) for f in registry.failures
         ]
         print(_table(failed, ("PLUGIN", "DISTRIBUTION", "VERSION", "REASON")))
+    return EXIT_OK
+
+
+def cmd_prices(args: argparse.Namespace) -> int:
+    import json
+    import warnings
+
+    from orchestrator.plugins import PluginLoadWarning, default_registry
+    from orchestrator.pricing import describe_prices
+
+    registry = default_registry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # `orchestrator providers` shows them
+        registry.load()
+    infos = sorted(registry.providers.values(), key=lambda i: i.name)
+    if args.provider:
+        infos = [registry.provider_info(name) for name in args.provider]
+    reports = [
+        {"provider": i.name, "distribution": i.distribution, "version": i.version}
+        | describe_prices(i.cls.prices)
+        for i in infos
+    ]
+    if args.json:
+        print(json.dumps({"providers": reports}, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for number, report in enumerate(reports):
+        origin = " ".join(filter(None, (report["distribution"], report["version"])))
+        title = f"{report['provider']} ({origin or 'built-in'})"
+        if number:
+            print()
+        if not report["prices"]:
+            print(f"{title}: no list prices")
+            print(f"  {report['missing']}")
+        else:
+            print(f"{title}: {report['currency']} per 1,000 tokens")
+            header = ("MODEL", "NAME", "MODE", "PROMPT", "COMPLETION", "CACHED", "TOOLS")
+            rows = [
+                [p["model"] or "-", p["name"], p["mode"]]
+                + [p.get(k) or "-" for k in ("prompt", "completion", "cached", "tools")]
+                + [p["as_of"] or "-", f"[{p['source']}]" if p["source"] else "-", p["note"]]
+                for p in report["prices"]
+            ]
+            print(_table(rows, (*header, "AS OF", "SOURCE", "NOTE")))
+        for source in report["sources"]:
+            print(f"  [{source['key']}] {source['title']}: {source['url']}")
+            print(f"      as of {source['as_of']}; {source['how']}".rstrip("; "))
+        for model, reason in report["unpriced"].items():
+            print(f"  {model}: no price ({reason})")
+        if report["prices"] or report["unpriced"]:
+            print("  override: [providers.<name>.prices.MODEL] in the config file")
     return EXIT_OK
 
 
@@ -668,6 +718,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=cmd_providers)
+
+    p = commands.add_parser(
+        "prices",
+        help="list the prices the provider plugins ship, with sources",
+        description="Print every list price the installed provider plugins ship (roubles "
+        "per 1,000 tokens) with its source and date, and the models with no known price.",
+    )
+    p.add_argument("provider", nargs="*", help="only these providers (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(handler=cmd_prices)
 
     p = commands.add_parser(
         "ask",

@@ -692,7 +692,7 @@ def build_router(
     for name, config in configs.items():
         provider = registry.create_provider(name, config)
         options: dict[str, Any] = {}
-        if not getattr(provider, "prices", None):
+        if not len(getattr(provider, "prices", {})):
             # So the cost column means something when a plugin ships no price list.
             options["prices"] = {"*": ILLUSTRATIVE_PRICE}
         router.add_provider(provider, **options)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import orchestrator
+from orchestrator.pricing import load_price_list
 from orchestrator_gigachat.auth import AccessToken
 from orchestrator_gigachat.config import ENV_VARS, SCOPES, GigaChatConfig
 from orchestrator_gigachat.provider import GigaChatModel, GigaChatProvider, TokenCount
@@ -34,6 +35,10 @@ __all__ = [
     "TokenCount",
     "register_providers",
 ]
+
+#: The vendor's list prices as data (``prices.toml`` here, every figure with its source and
+#: date): none for GigaChat today, so a missing price is reported instead of guessed.
+GigaChatProvider.prices = load_price_list(__name__)
 
 
 @orchestrator.hookimpl

@@ -18,10 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 import orchestrator
+from orchestrator.pricing import load_price_list
 from orchestrator_yandexgpt.config import ENV_VARS, YandexGPTConfig
 from orchestrator_yandexgpt.provider import Token, YandexGPTProvider
 
 __all__ = ["ENV_VARS", "Token", "YandexGPTConfig", "YandexGPTProvider", "register_providers"]
+
+#: The vendor's list prices as data (``prices.toml`` here, every figure with its source and
+#: date): the router prices synchronous completions with them unless a config overrides.
+YandexGPTProvider.prices = load_price_list(__name__)
 
 
 @orchestrator.hookimpl

@@ -6,7 +6,9 @@ overridden and marked ``@pytest.mark.xfail(reason=...)``; deleting one fails.
 
 from orchestrator.testing import ProviderContract
 
-from {{ cookiecutter.import_name }} import {{ cookiecutter.class_name }}
+from {{ cookiecutter.import_name }} import (
+    {{ cookiecutter.class_name }},
+)
 
 
 class TestContract(ProviderContract):

@@ -1,11 +1,14 @@
-"""Tests of what is particular to {{ cookiecutter.provider_name }} (the contract is in test_contract.py)."""
+"""Tests of what is particular to this provider (the contract is in test_contract.py):
+{{ cookiecutter.provider_name }}."""
 
 import pytest
 from orchestrator import GenerationParams, ProviderConfig
 from orchestrator.errors import AuthenticationError
 from orchestrator.testing import FakeOpenAIServer, LoopbackServer
 
-from {{ cookiecutter.import_name }} import {{ cookiecutter.class_name }}
+from {{ cookiecutter.import_name }} import (
+    {{ cookiecutter.class_name }},
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -15,7 +18,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def make_provider(server: LoopbackServer) -> {{ cookiecutter.class_name }}:
+def make_provider(
+    server: LoopbackServer,
+) -> {{ cookiecutter.class_name }}:
     assert isinstance(server.app, FakeOpenAIServer)
     config = ProviderConfig(
         name="{{ cookiecutter.provider_slug }}",
@@ -45,9 +50,11 @@ async def test_params_and_model_are_sent(fake_openai_server: LoopbackServer) -> 
 async def test_missing_api_key_fails_before_any_request(
     fake_openai_server: LoopbackServer,
 ) -> None:
-    provider = {{ cookiecutter.class_name }}(
-        ProviderConfig(name="{{ cookiecutter.provider_slug }}", base_url=fake_openai_server.base_url)
+    config = ProviderConfig(
+        name="{{ cookiecutter.provider_slug }}",
+        base_url=fake_openai_server.base_url,
     )
+    provider = {{ cookiecutter.class_name }}(config)
     with pytest.raises(AuthenticationError, match="api_key"):
         await provider.generate("Hi")
     assert fake_openai_server.app.request_count == 0

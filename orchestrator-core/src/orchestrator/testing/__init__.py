@@ -9,7 +9,7 @@
 - The pytest plugin (loaded automatically) adds the ``loopback_server``,
   ``fake_openai_server`` and ``plugin_registry`` fixtures.
 
-Needs the ``testing`` extra: ``pip install "orchestrator-core[testing]"``.
+Needs the ``testing`` extra: ``pip install "multi-llm-orchestrator-core[testing]"``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 # Imported on first use: the kit imports pytest, and this package is imported by the pytest
-# plugin that every project with orchestrator-core installed loads.
+# plugin that every project with multi-llm-orchestrator-core installed loads.
 _LAZY = {
     "ProviderContract": "orchestrator.testing.contract",
     "StandardTestRemovedError": "orchestrator.testing.contract",

@@ -1,7 +1,7 @@
-"""pytest plugin of orchestrator-core (registered through the ``pytest11`` entry point).
+"""pytest plugin of multi-llm-orchestrator-core (registered through the ``pytest11`` entry point).
 
 It must stay cheap to import: pytest loads it in every project that installs
-orchestrator-core, so everything heavy is imported inside the fixtures.
+multi-llm-orchestrator-core, so everything heavy is imported inside the fixtures.
 
 Fixtures:
 

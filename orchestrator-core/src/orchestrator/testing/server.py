@@ -7,7 +7,7 @@ clients at ``server.ca_file`` (for example ``ProviderConfig``'s CA-bundle option
     with LoopbackServer(app, tls=True) as server:
         httpx.get(server.base_url + "/models", verify=server.ca_file)
 
-Needs the ``testing`` extra: ``pip install "orchestrator-core[testing]"``.
+Needs the ``testing`` extra: ``pip install "multi-llm-orchestrator-core[testing]"``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """The {{ cookiecutter.provider_name }} provider for the Multi-LLM Orchestrator.
 
-Installing this package is all it takes: the orchestrator finds it through the
-``orchestrator.providers`` entry point named ``{{ cookiecutter.provider_slug }}`` (see
-``pyproject.toml``), which points at this module; the hook below registers the provider.
+Installing this package is all it takes: the orchestrator finds it through its entry point in
+the ``orchestrator.providers`` group (see ``pyproject.toml``), which points at this module;
+the hook below registers the provider under the entry point's name::
 
-    from orchestrator import ProviderConfig, Router
+    from orchestrator import Router
 
+    NAME = "{{ cookiecutter.provider_slug }}"
     router = Router()
-    router.add_provider(
-        router.registry.create_provider("{{ cookiecutter.provider_slug }}", api_key="...")
-    )
+    router.add_provider(router.registry.create_provider(NAME, api_key="..."))
 """
 
 from __future__ import annotations
@@ -18,7 +17,9 @@ from collections.abc import Callable
 
 import orchestrator
 
-from {{ cookiecutter.import_name }}.provider import {{ cookiecutter.class_name }}
+from {{ cookiecutter.import_name }}.provider import (
+    {{ cookiecutter.class_name }},
+)
 
 __all__ = ["{{ cookiecutter.class_name }}", "register_providers"]
 __version__ = "{{ cookiecutter.version }}"
@@ -26,5 +27,8 @@ __version__ = "{{ cookiecutter.version }}"
 
 @orchestrator.hookimpl
 def register_providers(register: Callable[..., None]) -> None:
-    """Register :class:`{{ cookiecutter.class_name }}` as ``{{ cookiecutter.provider_slug }}``."""
-    register({{ cookiecutter.class_name }}, name="{{ cookiecutter.provider_slug }}")
+    """Register the provider class under the package's entry-point name."""
+    register(
+        {{ cookiecutter.class_name }},
+        name="{{ cookiecutter.provider_slug }}",
+    )

@@ -111,7 +111,7 @@ async def _finish(lines: AsyncIterator[str]) -> None:
 
 
 class {{ cookiecutter.class_name }}(BaseProvider):
-    """Chat models of {{ cookiecutter.provider_name }}, over its OpenAI-compatible API."""
+    """Chat models of the vendor named in ``VENDOR``, over its OpenAI-compatible API."""
 
     DEFAULT_BASE_URL: str = "{{ cookiecutter.default_base_url }}"
     DEFAULT_MODEL: str = "{{ cookiecutter.default_model }}"
