@@ -160,6 +160,7 @@ class Figures:
     stack_added_p99: Spread = field(default_factory=Spread)
     stack_ratio: Spread = field(default_factory=Spread)
     stack_cpu_added: Spread = field(default_factory=Spread)
+    stack_cpu_ratio: Spread = field(default_factory=Spread)
     provider_cpu_added: Spread = field(default_factory=Spread)
 
 
@@ -184,23 +185,30 @@ async def measure_latency(
             f.stack_added_p99.add(t["router"].p99 - t["raw"].p99)
             f.stack_ratio.add(t["router"].p50 / t["raw"].p50)
             f.stack_cpu_added.add(t["router"].cpu_per_call - t["raw"].cpu_per_call)
+            f.stack_cpu_ratio.add(t["router"].cpu_per_call / t["raw"].cpu_per_call)
             f.provider_cpu_added.add(t["provider"].cpu_per_call - t["raw"].cpu_per_call)
     return figures
 
 
+def _spreads() -> dict[str, Spread]:
+    return {v: Spread() for v in VARIANTS}
+
+
 @dataclass
 class StreamCost:
-    """Per-stream and per-chunk cost from a short and a long stream (same rounds)."""
+    """Per-stream and per-chunk cost from a short and a long stream (same rounds), from
+    p50 latency and, alongside, from CPU time (steadier on a busy machine)."""
 
-    per_chunk: dict[str, Spread] = field(default_factory=lambda: {v: Spread() for v in VARIANTS})
-    per_chunk_large: dict[str, Spread] = field(
-        default_factory=lambda: {v: Spread() for v in VARIANTS}
-    )
-    per_stream: dict[str, Spread] = field(default_factory=lambda: {v: Spread() for v in VARIANTS})
+    per_chunk: dict[str, Spread] = field(default_factory=_spreads)
+    per_chunk_large: dict[str, Spread] = field(default_factory=_spreads)
+    per_stream: dict[str, Spread] = field(default_factory=_spreads)
+    per_chunk_cpu: dict[str, Spread] = field(default_factory=_spreads)
+    per_chunk_large_cpu: dict[str, Spread] = field(default_factory=_spreads)
+    per_stream_cpu: dict[str, Spread] = field(default_factory=_spreads)
 
 
 def stream_cost(subject: Subject, figures: dict[str, Figures]) -> StreamCost:
-    """Added cost (vs raw httpx, p50 per round) split into a per-stream and per-chunk part:
+    """Added cost (vs raw httpx, per round) split into a per-stream and per-chunk part:
     the slope between the short and the 1,000-chunk stream is the per-chunk cost, the rest
     of the short stream's cost is per stream; the large-chunk slope is computed the same way."""
     cost = StreamCost()
@@ -209,14 +217,19 @@ def stream_cost(subject: Subject, figures: dict[str, Figures]) -> StreamCost:
     n_long, n_large = subject.chunks["stream_1000"], subject.chunks["stream_large"]
     for v in ("provider", "router"):
         for i in range(len(short.p50["raw"].values)):
+            for stat, chunk, chunk_large, stream in (
+                ("p50", cost.per_chunk, cost.per_chunk_large, cost.per_stream),
+                ("cpu", cost.per_chunk_cpu, cost.per_chunk_large_cpu, cost.per_stream_cpu),
+            ):
 
-            def added(f: Figures, i: int = i, v: str = v) -> float:
-                return f.p50[v].values[i] - f.p50["raw"].values[i]
+                def added(f: Figures, i: int = i, v: str = v, stat: str = stat) -> float:
+                    values = getattr(f, stat)
+                    return float(values[v].values[i] - values["raw"].values[i])
 
-            slope = (added(long_) - added(short)) / (n_long - n_short)
-            cost.per_chunk[v].add(slope)
-            cost.per_chunk_large[v].add((added(large) - added(short)) / (n_large - n_short))
-            cost.per_stream[v].add(added(short) - slope * n_short)
+                slope = (added(long_) - added(short)) / (n_long - n_short)
+                chunk[v].add(slope)
+                chunk_large[v].add((added(large) - added(short)) / (n_large - n_short))
+                stream[v].add(added(short) - slope * n_short)
     return cost
 
 
@@ -224,7 +237,15 @@ def latency_table(subject: Subject, figures: dict[str, Figures]) -> Table:
     v, s = subject.vendor.name, subject.setting
     table = Table(
         f"{v}, {s}: latency and CPU per call (µs; median of rounds, min … max)",
-        ["raw httpx", "provider", "Router", "provider - raw", "Router - provider", "Router - raw"],
+        [
+            "raw httpx",
+            "provider",
+            "Router",
+            "provider - raw",
+            "Router - provider",
+            "Router - raw",
+            "Router / raw",
+        ],
     )
     for key, f in figures.items():
         label = SCENARIOS[key].label
@@ -236,6 +257,7 @@ def latency_table(subject: Subject, figures: dict[str, Figures]) -> Table:
             f.provider_added.text(),
             f.router_added.text(),
             f"**{f.stack_added.text()}**",
+            f.stack_ratio.text(2),
         )
         table.add(
             f"{label}, p99",
@@ -243,6 +265,7 @@ def latency_table(subject: Subject, figures: dict[str, Figures]) -> Table:
             "",
             f.router_added_p99.text(),
             f.stack_added_p99.text(),
+            "",
         )
         table.add(
             f"{label}, CPU per call",
@@ -250,6 +273,7 @@ def latency_table(subject: Subject, figures: dict[str, Figures]) -> Table:
             f.provider_cpu_added.text(),
             "",
             f.stack_cpu_added.text(),
+            f.stack_cpu_ratio.text(2),
         )
     return table
 
