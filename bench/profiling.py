@@ -40,7 +40,7 @@ async def _profile(variants: dict[str, Any], n: int) -> dict[str, dict[Key, floa
         gc.enable()
     out = {}
     for name, profiler in profilers.items():
-        stats: Any = pstats.Stats(profiler).stats
+        stats: Any = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         out[name] = {key: value[2] * 1e6 / n for key, value in stats.items()}  # µs per call
     return out
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import Spread, Table
@@ -83,7 +84,7 @@ def measure(repeat: int) -> tuple[dict[str, Spread], list[str], list[tuple[str, 
     deps = dependencies()
     cli = shutil.which("orchestrator", path=str(Path(sys.executable).parent)) or "orchestrator"
     env_python = [sys.executable, "-c", "pass"]
-    jobs = {
+    jobs: dict[str, Callable[[], float]] = {
         "import orchestrator": lambda: _timed("import orchestrator"),
         "from orchestrator import Router": lambda: _timed("from orchestrator import Router"),
         "dependencies": lambda: _timed("import " + ", ".join(deps)),

@@ -32,7 +32,7 @@ _CLIENT_HEADERS = {
     "connection",
     "user-agent",
 }
-_HOP_HEADERS = {"content-length", "transfer-encoding", "connection"}
+_HOP_HEADERS = {b"content-length", b"transfer-encoding", b"connection"}
 
 
 @dataclass(frozen=True)
