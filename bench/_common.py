@@ -161,3 +161,16 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def raise_fd_limit(want: int = 4096) -> None:
+    """Lift the soft limit on open files towards ``want`` (the memory rows hold 1,000
+    sockets on each side; a default soft limit of 1,024 would refuse some)."""
+    try:
+        import resource
+    except ImportError:  # not on Unix: nothing to do
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

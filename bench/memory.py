@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 import httpx
-from _common import Table, rss_mib
+from _common import Table, raise_fd_limit, rss_mib
 
 
 def _transport() -> httpx.AsyncHTTPTransport:
@@ -33,6 +33,7 @@ def _transport() -> httpx.AsyncHTTPTransport:
 
 async def _side(kind: str, n: int, server: dict[str, Any]) -> dict[str, float]:
     """One side in this process; the raw side imports httpx and anyio only."""
+    raise_fd_limit(n + 512)
     text = "hi"  # a short answer: the server has written it all and idles on the socket
     opened = 0
     all_open = anyio.Event()

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _common import raise_fd_limit
+
 from orchestrator.testing import LoopbackServer
 
 
@@ -26,6 +28,7 @@ def serve_forever() -> None:
     from orchestrator_gigachat.emulator import GigaChatEmulator
     from orchestrator_yandexgpt.emulator import YandexGPTEmulator
 
+    raise_fd_limit()
     gigachat = GigaChatEmulator(tokens_per_chunk=1, token_ttl=24 * 3600.0)
     with LoopbackServer(gigachat) as giga, LoopbackServer(YandexGPTEmulator()) as yandex:
         info = {
