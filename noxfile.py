@@ -162,8 +162,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Router overhead benchmark: a smoke run by default (small counts, figures printed,
-    nothing asserted); `nox -s bench -- --full` measures properly and writes
-    docs/performance.md."""
+    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider): a smoke
+    run by default (small counts, figures printed, nothing asserted); `nox -s bench -- --full`
+    measures properly and rewrites docs/performance.md; `-- --profile` ranks where the extra
+    time goes."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)

@@ -1,324 +1,274 @@
-"""Router overhead benchmark: the same call made directly on a provider and through a Router.
+"""The benchmark: what the stack costs on the path users run, against raw httpx doing the same.
 
-Every figure is a difference or ratio against a baseline measured in the same run, so the
-machine's speed cancels out. Nothing here asserts a timing.
+    python bench/overhead.py            # smoke run (small counts, < 60 s), prints the tables
+    python bench/overhead.py --full     # full run; also rewrites docs/performance.md
 
-    python bench/overhead.py            # smoke run (small counts), prints the table
-    python bench/overhead.py --full     # full run; also writes docs/performance.md
+Modules (one concept each): ``fullstack`` (raw httpx vs provider vs Router per shipped
+provider, in memory and over loopback, plain and streamed, at concurrency), ``streams`` (the
+streaming parsers alone, by read size), ``startup`` (import and CLI time), ``memory`` (1,000
+open streams), ``toy`` (the Router over an in-process provider), ``vendors`` (the subjects),
+``server`` (the loopback emulators), ``_common`` (timing and tables).
 
-Measured:
-- added latency per call (p50/p99, microseconds): in-process provider (the router's own cost,
-  no network noise) and a loopback HTTP provider (end to end);
-- added time per streamed chunk;
-- throughput at concurrency 1/16/64 over loopback HTTP, raw vs routed;
-- overhead with 500 messages vs 1 message;
-- ``import orchestrator`` / ``from orchestrator import Router`` next to importing the
-  dependencies alone.
+Every figure is a difference or ratio against a baseline measured in the same run, in
+interleaved calls or alternating runs, over several rounds (median, min … max). Targets are
+marked ✅/❌; nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from orchestrator import Router
-from orchestrator.plugins import PluginRegistry
-from orchestrator.providers import BaseProvider, GenerationParams, ProviderConfig
-from orchestrator.testing import LoopbackServer
-from orchestrator.types import Chunk, Completion, Message, Usage
+import fullstack
+import memory
+import profiling
+import startup
+import streams
+import toy
+from _common import ROOT, Table, machine
+from server import emulators
+from vendors import VENDORS
 
-ROOT = Path(__file__).resolve().parent.parent
-ANSWER = json.dumps({"text": "ok"}).encode()
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    latency: dict[str, dict[str, int]]  # setting -> scenario -> calls per round
+    levels: tuple[int, ...]
+    concurrent_calls: dict[str, int]  # setting -> calls per run
+    concurrent_rounds: int
+    memory_streams: int
+    memory_rounds: int
+    startup_repeat: int
+    parser_bytes: int
+    toy_calls: int
 
 
-async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    while (await receive()).get("more_body"):
-        pass
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json")],
-        }
+SMOKE = Plan(
+    rounds=2,
+    latency={
+        "in-memory": {"call": 150, "stream_short": 40, "stream_1000": 2, "stream_large": 2},
+        "loopback": {"call": 30, "stream_short": 10, "stream_1000": 1, "stream_large": 1},
+    },
+    levels=(1, 16, 64),
+    concurrent_calls={"in-memory": 128, "loopback": 64},
+    concurrent_rounds=1,
+    memory_streams=100,
+    memory_rounds=1,
+    startup_repeat=2,
+    parser_bytes=1_280_000,
+    toy_calls=300,
+)
+FULL = Plan(
+    rounds=5,
+    latency={
+        "in-memory": {"call": 2000, "stream_short": 400, "stream_1000": 20, "stream_large": 60},
+        "loopback": {"call": 400, "stream_short": 100, "stream_1000": 5, "stream_large": 5},
+    },
+    levels=(1, 16, 64),
+    concurrent_calls={"in-memory": 2000, "loopback": 640},
+    concurrent_rounds=3,
+    memory_streams=1000,
+    memory_rounds=2,
+    startup_repeat=10,
+    parser_bytes=5_120_000,
+    toy_calls=20000,
+)
+
+
+def stream_table(subject: fullstack.Subject, cost: fullstack.StreamCost) -> Table:
+    c = subject.chunks
+    table = Table(
+        f"{subject.vendor.name}, {subject.setting}: streams, added over raw httpx "
+        "(µs; median of rounds, min … max)",
+        ["provider", "Router (whole stack)"],
+        note=(
+            f"Per chunk: the slope between the short ({c['stream_short']} chunks) and the "
+            f"1,000-chunk stream ({c['stream_1000']}), or the large-chunk stream "
+            f"({c['stream_large']} chunks of 10 KB); per stream: what the short stream adds "
+            "beyond its chunks. Raw parses the same body with `aiter_lines()` + `json.loads`."
+        ),
     )
-    await send({"type": "http.response.body", "body": ANSWER})
-
-
-class InProcess(BaseProvider):
-    """Answers at once: what remains is the router's own cost."""
-
-    supports_chat = supports_streaming = True
-    chunks = 1000
-    usage = Usage(1, 1, 2)
-
-    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
-        return "ok"
-
-    async def chat(
-        self, messages: Sequence[Message], params: GenerationParams | None = None
-    ) -> Completion:
-        return Completion("ok", provider=self.config.name, usage=self.usage)
-
-    async def stream(
-        self, messages: Sequence[Message], params: GenerationParams | None = None
-    ) -> AsyncIterator[Chunk]:
-        name = self.config.name
-        for _ in range(self.chunks - 1):
-            yield Chunk("x", provider=name)
-        yield Chunk("", provider=name, finish_reason="stop", usage=self.usage)
-
-    async def health_check(self) -> bool:
-        return True
-
-
-class OverHTTP(InProcess):
-    """One POST per call on the provider's pooled per-loop client."""
-
-    async def chat(
-        self, messages: Sequence[Message], params: GenerationParams | None = None
-    ) -> Completion:
-        response = await self.http_client().post(f"{self.config.base_url}/chat", json={"m": 1})
-        return Completion(response.json()["text"], provider=self.config.name, usage=self.usage)
-
-
-def percentile(data: list[float], q: float) -> float:
-    ordered = sorted(data)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def paired(
-    raw: Callable[[], Awaitable[Any]], routed: Callable[[], Awaitable[Any]], n: int
-) -> tuple[list[float], list[float]]:
-    """Interleave raw and routed calls so drift hits both equally."""
-    raw_t: list[float] = []
-    routed_t: list[float] = []
-    for _ in range(max(10, n // 10)):  # warm up
-        await raw()
-        await routed()
-    gc.disable()
-    try:
-        for _ in range(n):
-            start = time.perf_counter_ns()
-            await raw()
-            middle = time.perf_counter_ns()
-            await routed()
-            end = time.perf_counter_ns()
-            raw_t.append((middle - start) / 1000)
-            routed_t.append((end - middle) / 1000)
-    finally:
-        gc.enable()
-    return raw_t, routed_t
-
-
-def added(raw_t: list[float], routed_t: list[float]) -> dict[str, float]:
-    return {
-        "raw_p50_us": percentile(raw_t, 0.5),
-        "routed_p50_us": percentile(routed_t, 0.5),
-        "added_p50_us": percentile(routed_t, 0.5) - percentile(raw_t, 0.5),
-        "added_p99_us": percentile(routed_t, 0.99) - percentile(raw_t, 0.99),
-    }
-
-
-def make_router(provider: BaseProvider) -> Router:
-    router = Router(registry=PluginRegistry(entry_points=False))
-    router.add_provider(provider)
-    return router
-
-
-async def bench_in_process(n: int) -> dict[str, Any]:
-    provider = InProcess(ProviderConfig(name="inproc"))
-    router = make_router(provider)
-    one = (Message("user", "hi"),)
-    many = tuple(Message("user" if i % 2 else "assistant", f"m{i}") for i in range(500))
-    results: dict[str, Any] = {}
-    raw_t, routed_t = await paired(lambda: provider.chat(one), lambda: router.chat(one), n)
-    results["call"] = added(raw_t, routed_t)
-    raw_t, routed_t = await paired(lambda: provider.chat(many), lambda: router.chat(many), n)
-    results["call_500_messages"] = added(raw_t, routed_t)
-
-    async def drain_raw() -> None:
-        async for _ in provider.stream(one):
-            pass
-
-    async def drain_routed() -> None:
-        async for _ in router.chat_stream(one):
-            pass
-
-    raw_t, routed_t = await paired(drain_raw, drain_routed, max(20, n // 50))
-    per_chunk = (statistics.median(routed_t) - statistics.median(raw_t)) / InProcess.chunks
-    results["stream"] = {"chunks": InProcess.chunks, "added_per_chunk_us": per_chunk}
-    return results
-
-
-async def bench_http(base_url: str, n: int, concurrency: Sequence[int]) -> dict[str, Any]:
-    provider = OverHTTP(ProviderConfig(name="http", base_url=base_url))
-    router = make_router(provider)
-    one = (Message("user", "hi"),)
-    raw_t, routed_t = await paired(lambda: provider.chat(one), lambda: router.chat(one), n)
-    results: dict[str, Any] = {"call": added(raw_t, routed_t), "throughput": {}}
-    for c in concurrency:
-        total = max(c * 4, n)
-        per_worker = total // c
-        best: dict[str, float] = {"raw": 0.0, "routed": 0.0}
-        # Alternate raw and routed runs (after a warm-up that opens c pooled connections)
-        # and keep each one's best, so neither benefits from running second.
-        for label, call in [
-            ("warm-up", lambda: provider.chat(one)),
-            *[("raw", lambda: provider.chat(one)), ("routed", lambda: router.chat(one))] * 3,
-        ]:
-
-            async def worker(
-                call: Callable[[], Awaitable[Any]] = call, count: int = per_worker
-            ) -> None:
-                for _ in range(count):
-                    await call()
-
-            start = time.perf_counter()
-            async with anyio.create_task_group() as tg:
-                for _ in range(c):
-                    tg.start_soon(worker)
-            rate = per_worker * c / (time.perf_counter() - start)
-            if label != "warm-up":
-                best[label] = max(best[label], rate)
-        results["throughput"][c] = {**best, "ratio": best["routed"] / best["raw"]}
-    await provider.aclose()
-    return results
-
-
-def import_times(repeat: int) -> dict[str, float]:
-    def best(code: str) -> float:
-        times = []
-        for _ in range(repeat):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    f"import time; t=time.perf_counter(); {code}; print(time.perf_counter()-t)",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            times.append(float(out) * 1000)
-        return min(times)
-
-    return {
-        "import orchestrator (ms)": best("import orchestrator"),
-        "from orchestrator import Router (ms)": best("from orchestrator import Router"),
-        "deps alone: pydantic, anyio, pluggy (ms)": best("import pydantic, anyio, pluggy"),
-        "deps alone + httpx (ms)": best("import pydantic, anyio, pluggy, httpx"),
-    }
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    both = ("provider", "router")
+    table.add("per stream (p50 latency)", *(cost.per_stream[v].text() for v in both))
+    table.add("per stream (CPU)", *(cost.per_stream_cpu[v].text() for v in both))
+    table.add("per chunk (p50 latency)", *(cost.per_chunk[v].text(2) for v in both))
+    table.add("per chunk (CPU)", *(cost.per_chunk_cpu[v].text(2) for v in both))
+    table.add(
+        "per chunk, 10 KB chunks (p50 latency)", *(cost.per_chunk_large[v].text(2) for v in both)
     )
+    table.add("per chunk, 10 KB chunks (CPU)", *(cost.per_chunk_large_cpu[v].text(2) for v in both))
+    return table
 
 
-def render(results: dict[str, Any]) -> str:
-    ip, http = results["in_process"], results["http"]
-    lines = [
-        f"Machine: {results['machine']}",
+def target_rows(subject: fullstack.Subject, f: dict[str, Any], cost: Any) -> list[Any]:
+    v = subject.vendor.name
+    call = f["call"]
+    table = Table("", [])
+    stack, share, share99 = call.stack_added, call.router_added, call.router_added_p99
+    table.add(
+        f"{v}: provider + Router over raw httpx, per call (p50)",
+        f"+{stack.text()} µs",
+        target="≤ +30 µs",
+        ok=stack.median <= 30,
+    )
+    table.add(
+        f"{v}: Router's share (Router - provider), p50",
+        f"{share.text()} µs",
+        target="≤ 10 µs",
+        ok=share.median <= 10,
+    )
+    table.add(
+        f"{v}: Router's share (Router - provider), p99",
+        f"{share99.text()} µs",
+        target="≤ 40 µs",
+        ok=share99.median <= 40,
+    )
+    per_stream, per_chunk = cost.per_stream["router"], cost.per_chunk["router"]
+    large = cost.per_chunk_large["router"]
+    cpu = (
+        cost.per_stream_cpu["router"].median,
+        cost.per_chunk_cpu["router"].median,
+        cost.per_chunk_large_cpu["router"].median,
+    )
+    table.add(
+        f"{v}: per-stream overhead (whole stack)",
+        f"+{per_stream.text()} µs; CPU +{cpu[0]:.1f} µs",
+        target="≤ +50 µs",
+        ok=per_stream.median <= 50,
+    )
+    table.add(
+        f"{v}: per chunk over raw SSE/NDJSON parsing",
+        f"{per_chunk.text(2)} µs; CPU {cpu[1]:.2f} µs",
+        target="≤ 1 µs",
+        ok=per_chunk.median <= 1,
+    )
+    table.add(
+        f"{v}: per chunk, 10 KB chunks (constant in chunk size)",
+        f"{large.text(2)} µs; CPU {cpu[2]:.2f} µs",
+        target="≤ 1 µs",
+        ok=large.median <= 1,
+    )
+    return table.rows
+
+
+async def run_fullstack(plan: Plan, server: dict[str, Any]) -> tuple[list[Table], list[Any]]:
+    tables: list[Table] = []
+    targets: list[Any] = []
+    for make in VENDORS:
+        vendor = make()
+        for setting in ("in-memory", "loopback"):
+            started = time.perf_counter()
+            subject = await fullstack.make_subject(vendor, setting, server)
+            figures = await fullstack.measure_latency(subject, plan.latency[setting], plan.rounds)
+            cost = fullstack.stream_cost(subject, figures)
+            tables += [
+                fullstack.latency_table(subject, figures),
+                stream_table(subject, cost),
+            ]
+            if setting == "in-memory":
+                targets += target_rows(subject, figures, cost)
+            throughput = await fullstack.measure_throughput(
+                subject, plan.levels, plan.concurrent_calls[setting], plan.concurrent_rounds
+            )
+            tables.append(fullstack.throughput_table(subject, throughput))
+            await subject.aclose()
+            print(
+                f"  {vendor.name}, {setting}: {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
+    return tables, targets
+
+
+async def run(plan: Plan) -> tuple[list[Table], Table]:
+    tables: list[Table] = []
+    with emulators() as server:
+        print("full stack ...", file=sys.stderr)
+        stack_tables, target_list = await run_fullstack(plan, server)
+        print("memory ...", file=sys.stderr)
+        held = memory.measure(plan.memory_streams, server, plan.memory_rounds)
+    print("parsers, start-up, toy ...", file=sys.stderr)
+    parsers = streams.table(await streams.measure(plan.parser_bytes, plan.rounds))
+    start, deps, own = startup.measure(plan.startup_repeat)
+    start_table = startup.table(start, deps)
+    start_table.note = "Largest own import items (`-X importtime`, self): " + ", ".join(
+        f"`{name}` {ms:.1f} ms" for name, ms in own
+    )
+    memory_table = memory.table(plan.memory_streams, held)
+    toy_table = toy.table(await toy.measure(plan.toy_calls, plan.rounds))
+
+    targets = Table("Targets (issue 13)", ["measured"])
+    targets.rows += target_list
+    prefixes = {
+        id(parsers): "Parser µs per event, 640 KB vs 10 KB reads: ",
+        id(start_table): "",
+        id(memory_table): f"Memory, {plan.memory_streams:,} open streams, RSS ",
+    }
+    for table in (parsers, start_table, memory_table):
+        for row in table.rows:
+            if row.ok is not None:
+                cells = [c for c in row.cells if c]
+                value = cells[-1] if table is parsers else cells[0]
+                targets.add(prefixes[id(table)] + row.what, value, target=row.target, ok=row.ok)
+    targets.add(
+        "Stack over an aiohttp transport at c = 64 vs raw aiohttp",
+        "not measured: no aiohttp transport in this build",
+        target="≤ 1.3x calls/s and CPU",
+    )
+    tables = [*stack_tables, parsers, start_table, memory_table, toy_table]
+    return tables, targets
+
+
+def render(tables: list[Table], targets: Table, plan: Plan, seconds: float) -> str:
+    head = [
+        f"Machine: {machine()}. Run: `{'nox -s bench -- --full' if plan is FULL else 'smoke'}`, "
+        f"{plan.rounds} rounds, {seconds / 60:.1f} minutes.",
         "",
-        "| measurement | raw | routed | added |",
-        "|---|---|---|---|",
-        f"| call, in-process provider, p50 | {ip['call']['raw_p50_us']:.1f} µs | "
-        f"{ip['call']['routed_p50_us']:.1f} µs | **{ip['call']['added_p50_us']:.1f} µs** |",
-        f"| call, in-process provider, p99 | | | **{ip['call']['added_p99_us']:.1f} µs** |",
-        "| call with 500 messages, p50 | | | "
-        f"**{ip['call_500_messages']['added_p50_us']:.1f} µs** |",
-        f"| call over loopback HTTP, p50 | {http['call']['raw_p50_us']:.0f} µs | "
-        f"{http['call']['routed_p50_us']:.0f} µs | {http['call']['added_p50_us']:.1f} µs |",
-        f"| call over loopback HTTP, p99 | | | {http['call']['added_p99_us']:.1f} µs |",
-        f"| stream, per chunk ({ip['stream']['chunks']} chunks) | | | "
-        f"**{ip['stream']['added_per_chunk_us']:.2f} µs** |",
-        "",
-        "| concurrency | raw req/s | routed req/s | routed / raw |",
-        "|---|---|---|---|",
+        targets.markdown(),
     ]
-    for c, row in http["throughput"].items():
-        lines.append(f"| {c} | {row['raw']:.0f} | {row['routed']:.0f} | {row['ratio']:.3f} |")
-    lines += ["", "| import | time |", "|---|---|"]
-    for label, value in results["imports"].items():
-        lines.append(f"| `{label}` | {value:.1f} |")
-    return "\n".join(lines)
+    return "\n\n".join(["\n".join(head), *(t.markdown() for t in tables)])
 
 
-def serve_forever() -> None:
-    """The HTTP side, run in its own process so it does not share the client's GIL."""
-    with LoopbackServer(http_app) as server:
-        print(server.base_url, flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
-
-
-async def run(full: bool) -> dict[str, Any]:
-    n = 20000 if full else 300
-    server = subprocess.Popen(  # noqa: ASYNC220 - once, before anything is timed
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base_url = server.stdout.readline().strip()
-        http = await bench_http(base_url, 3000 if full else 100, (1, 16, 64))
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=30)
-    return {
-        "machine": machine(),
-        "in_process": await bench_in_process(n),
-        "http": http,
-        "imports": import_times(15 if full else 3),
-    }
+async def run_profile() -> None:
+    for make in VENDORS:
+        subject = await fullstack.make_subject(make(), "in-memory", None)
+        for key, n in (("call", 5000), ("stream_1000", 40)):
+            print((await profiling.profile(subject, key, n)).markdown(), end="\n\n")
+        await subject.aclose()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--full", action="store_true", help="large counts; write docs/performance.md"
+        "--full", action="store_true", help="large counts; rewrite docs/performance.md"
     )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", action="store_true", help="only profile the in-memory path (cProfile)"
+    )
     args = parser.parse_args()
-    if args.serve:
-        serve_forever()
+    if args.profile:
+        asyncio.run(run_profile())
         return
-    results = asyncio.run(run(args.full))
-    table = render(results)
-    print(table)
+    plan = FULL if args.full else SMOKE
+    started = time.perf_counter()
+    tables, targets = asyncio.run(run(plan))
+    text = render(tables, targets, plan, time.perf_counter() - started)
+    print(text)
     if args.full:
         doc = ROOT / "docs" / "performance.md"
-        text = doc.read_text(encoding="utf-8")
+        old = doc.read_text(encoding="utf-8")
         start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        head, _, rest = text.partition(start)
-        _, _, tail = rest.partition(end)
-        doc.write_text(f"{head}{start}\n{table}\n{end}{tail}", encoding="utf-8")
-        print(f"wrote {doc}")
+        before, _, rest = old.partition(start)
+        _, _, after = rest.partition(end)
+        doc.write_text(f"{before}{start}\n{text}\n{end}{after}", encoding="utf-8")
+        print(f"wrote {doc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

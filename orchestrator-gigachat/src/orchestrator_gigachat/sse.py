@@ -10,6 +10,7 @@ is closed. (httpx-sse would add two more generator levels: ``aiter_text`` and it
 from __future__ import annotations
 
 import codecs
+from collections import deque
 from collections.abc import AsyncIterator
 
 import anyio
@@ -20,47 +21,74 @@ __all__ = ["EventReader", "finish"]
 class EventReader:
     """The ``data`` of each event of an SSE stream (lines ``data: ...`` up to a blank
     line); comment lines (``:``) and other fields (``event``, ``id``, ``retry``) are
-    skipped, as the SSE specification says."""
+    skipped, as the SSE specification says. Lines end with LF or CRLF; the end of the
+    body dispatches a pending event.
 
-    __slots__ = ("_buffer", "_decoder", "_done", "_raw")
+    Linear in the body: each read is decoded and split once (``str.split``, in C) and only
+    a line cut by the end of a read is kept back, as pieces joined when its end arrives,
+    so a large read is never re-copied line by line.
+    """
+
+    __slots__ = ("_decoder", "_done", "_lines", "_partial", "_raw")
 
     def __init__(self, raw: AsyncIterator[bytes]) -> None:
         self._raw = raw
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._buffer = ""
+        self._lines: deque[str] = deque()  # complete lines not yet consumed
+        self._partial: list[str] = []  # the start of a line whose end is not here yet
         self._done = False
 
-    async def _line(self) -> str | None:
-        while "\n" not in self._buffer:
+    async def _fill(self) -> bool:
+        """Read until a complete line is queued; False once the body has ended."""
+        lines, partial = self._lines, self._partial
+        while not lines:
             if self._done:
-                if not self._buffer:
-                    return None
-                line, self._buffer = self._buffer, ""
-                return line
+                return False
             try:
-                self._buffer += self._decoder.decode(await anext(self._raw))
+                text = self._decoder.decode(await anext(self._raw))
             except StopAsyncIteration:
-                self._buffer += self._decoder.decode(b"", final=True)
                 self._done = True
-        line, _, self._buffer = self._buffer.partition("\n")
-        return line.removesuffix("\r")
+                text = self._decoder.decode(b"", final=True)
+                if text:
+                    partial.append(text)
+                if partial:  # the body ended without a newline: its last line
+                    lines.append("".join(partial))
+                    partial.clear()
+                continue
+            if "\n" not in text:
+                if text:
+                    partial.append(text)
+                continue
+            parts = text.split("\n")
+            if partial:
+                partial.append(parts[0])
+                parts[0] = "".join(partial)
+                partial.clear()
+            rest = parts.pop()
+            if rest:
+                partial.append(rest)
+            lines.extend(parts)
+        return True
 
     async def next_data(self) -> str | None:
         """The next event's data, or None at the end of the stream."""
         data: list[str] = []
+        lines = self._lines
         while True:
-            line = await self._line()
-            if line is None:
+            if not lines and not await self._fill():
                 return "\n".join(data) if data else None
+            line = lines.popleft()
+            if line.endswith("\r"):
+                line = line[:-1]
             if not line:
                 if data:
                     return "\n".join(data)
                 continue
-            if line.startswith(":"):
+            if line[0] == ":":
                 continue
             field, _, value = line.partition(":")
             if field == "data":
-                data.append(value.removeprefix(" "))
+                data.append(value[1:] if value[:1] == " " else value)
 
 
 async def finish(raw: AsyncIterator[bytes]) -> None:

@@ -239,28 +239,49 @@ def parse_completion(
 
 class _LineReader:
     """Splits a byte stream into lines without nesting more async generators (a
-    half-consumed generator chain warns under trio when it is garbage collected)."""
+    half-consumed generator chain warns under trio when it is garbage collected).
 
-    __slots__ = ("_buffer", "_done", "_raw")
+    Linear in the body: each read is split once; only a line cut by the end of a read is
+    kept back (as pieces), so a large read is never re-copied line by line.
+    """
+
+    __slots__ = ("_done", "_lines", "_next", "_partial", "_raw")
 
     def __init__(self, raw: AsyncIterator[bytes]) -> None:
         self._raw = raw
-        self._buffer = b""
+        self._lines: list[bytes] = []  # complete lines of the last read ...
+        self._next = 0  # ... from this one on not yet returned
+        self._partial: list[bytes] = []  # the start of a line whose end is not here yet
         self._done = False
 
     async def next_line(self) -> str | None:
-        while b"\n" not in self._buffer:
+        partial = self._partial
+        while self._next >= len(self._lines):
             if self._done:
-                if not self._buffer:
-                    return None
-                line, self._buffer = self._buffer, b""
-                return line.decode("utf-8", "replace")
+                return None
             try:
-                self._buffer += await anext(self._raw)
+                data = await anext(self._raw)
             except StopAsyncIteration:
                 self._done = True
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode("utf-8", "replace")
+                if partial:  # the body ended without a newline: its last line
+                    self._lines, self._next = [b"".join(partial)], 0
+                    partial.clear()
+                continue
+            if b"\n" not in data:
+                if data:
+                    partial.append(data)
+                continue
+            parts = data.split(b"\n")
+            if partial:
+                partial.append(parts[0])
+                parts[0] = b"".join(partial)
+                partial.clear()
+            rest = parts.pop()
+            if rest:
+                partial.append(rest)
+            self._lines, self._next = parts, 0
+        self._next += 1
+        return self._lines[self._next - 1].decode("utf-8", "replace")
 
 
 async def _finish(raw: AsyncIterator[bytes]) -> None:
