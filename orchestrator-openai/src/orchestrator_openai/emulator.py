@@ -130,7 +130,7 @@ def _pieces(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [""]
 
 
-# -- scripted faults -----------------------------------------------------------------------------
+# -- scripted faults ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +300,7 @@ class OpenAIEmulator:
             self.outage = False
             self.latency = self.chunk_delay = 0.0
 
-    # -- helpers ---------------------------------------------------------------------------------
+    # -- helpers -------------------------------------------------------------------------------
 
     @staticmethod
     def _error(
@@ -446,7 +446,7 @@ class OpenAIEmulator:
             )
         return None
 
-    # -- API ---------------------------------------------------------------------------------------
+    # -- API -----------------------------------------------------------------------------------
 
     async def _chat(self, request: Request) -> Response:
         body, outcome = await self._begin(request)

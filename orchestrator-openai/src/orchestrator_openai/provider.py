@@ -399,7 +399,7 @@ class OpenAIProvider(BaseProvider):
                 elif text:
                     yield Chunk(delta=text, provider=name, model=model, request_id=request_id)
 
-    # -- other endpoints -------------------------------------------------------------------------
+    # -- other endpoints -----------------------------------------------------------------------
 
     async def health_check(self) -> bool:
         """True if ``GET /models`` answers (free; never a completion). Never raises."""
