@@ -24,6 +24,8 @@ PACKAGES = {
     "orchestrator-core": "orchestrator",
     "orchestrator-gigachat": "orchestrator_gigachat",
     "orchestrator-yandexgpt": "orchestrator_yandexgpt",
+    "orchestrator-openai": "orchestrator_openai",
+    "orchestrator-ollama": "orchestrator_ollama",
 }
 EDITABLE = [
     "-e",
@@ -32,6 +34,10 @@ EDITABLE = [
     "./orchestrator-gigachat[emulator]",
     "-e",
     "./orchestrator-yandexgpt[emulator]",
+    "-e",
+    "./orchestrator-openai[emulator]",
+    "-e",
+    "./orchestrator-ollama[emulator]",
 ]
 COVERAGE_FLOOR = 90
 

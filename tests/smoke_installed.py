@@ -16,22 +16,30 @@ from orchestrator.plugins import default_registry
 
 here = Path(orchestrator.__file__).resolve()
 assert "site-packages" in here.parts, f"orchestrator imported from the workspace: {here}"
-for module in ("orchestrator", "orchestrator_gigachat", "orchestrator_yandexgpt"):
+PLUGINS = ("gigachat", "yandexgpt", "openai", "ollama")
+for module in ("orchestrator", *(f"orchestrator_{name}" for name in PLUGINS)):
     package = Path(__import__(module).__file__).parent
     assert (package / "py.typed").exists(), f"{module} wheel lacks py.typed"
 
 registry = default_registry()
 registry.load()
 assert not registry.failures, registry.failures
-assert {"mock", "gigachat", "yandexgpt"} <= set(registry.providers), registry.providers
-for name in ("gigachat", "yandexgpt"):
+assert {"mock", *PLUGINS} <= set(registry.providers), registry.providers
+for name in PLUGINS:
     info = registry.provider_info(name)
     assert info.version == importlib.metadata.version(f"orchestrator-{name}")
 
-from orchestrator.providers import GigaChatProvider, YandexGPTProvider  # noqa: E402
+from orchestrator.providers import (  # noqa: E402
+    GigaChatProvider,
+    OllamaProvider,
+    OpenAIProvider,
+    YandexGPTProvider,
+)
 
 assert GigaChatProvider is registry.provider_info("gigachat").cls
 assert YandexGPTProvider is registry.provider_info("yandexgpt").cls
+assert OpenAIProvider is registry.provider_info("openai").cls
+assert OllamaProvider is registry.provider_info("ollama").cls
 
 
 async def main() -> str:

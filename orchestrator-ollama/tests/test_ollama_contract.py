@@ -18,7 +18,7 @@ class TestOllamaContract(ProviderContract):
         return OllamaEmulator(api_key=self.api_key)
 
     def make_config(self, server: LoopbackServer) -> OllamaConfig:
-        return config_for(server, api_key=self.api_key)
+        return config_for(server)
 
 
 class TestOllamaContractOverTLS(TestOllamaContract):

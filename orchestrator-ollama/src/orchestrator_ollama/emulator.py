@@ -501,6 +501,17 @@ class OllamaEmulator:
         )
 
 
+def _served_app(server: LoopbackServer) -> Any:
+    """The app ``server`` serves, looking through forwarding wrappers (such as the contract
+    kit's app switch, which has the current app as ``.app``)."""
+    app = server.app
+    for _ in range(5):
+        if hasattr(app, "api_key") or not hasattr(app, "app"):
+            break
+        app = app.app
+    return app
+
+
 def config_for(server: LoopbackServer, name: str = "ollama", **overrides: Any) -> OllamaConfig:
     """An :class:`OllamaConfig` pointed at ``server`` (serving an :class:`OllamaEmulator`).
 
@@ -511,7 +522,7 @@ def config_for(server: LoopbackServer, name: str = "ollama", **overrides: Any) -
     values.update(
         name=name,
         base_url=server.base_url,
-        api_key=getattr(server.app, "api_key", None),
+        api_key=getattr(_served_app(server), "api_key", None),
         model="llama3.2",
         timeout=30.0,
         ca_bundle_file=server.ca_file if server.tls else None,

@@ -607,6 +607,17 @@ class OpenAIEmulator:
         )
 
 
+def _served_app(server: LoopbackServer) -> Any:
+    """The app ``server`` serves, looking through forwarding wrappers (such as the contract
+    kit's app switch, which has the current app as ``.app``)."""
+    app = server.app
+    for _ in range(5):
+        if hasattr(app, "api_key") or not hasattr(app, "app"):
+            break
+        app = app.app
+    return app
+
+
 def config_for(server: LoopbackServer, name: str = "openai", **overrides: Any) -> OpenAIConfig:
     """An :class:`OpenAIConfig` pointed at ``server`` (serving an :class:`OpenAIEmulator`).
 
@@ -617,7 +628,7 @@ def config_for(server: LoopbackServer, name: str = "openai", **overrides: Any) -
     values.update(
         name=name,
         base_url=f"{server.base_url}/v1",
-        api_key=getattr(server.app, "api_key", TEST_API_KEY),
+        api_key=getattr(_served_app(server), "api_key", TEST_API_KEY),
         model="gpt-4o-mini",
         extra_headers={},
         timeout=30.0,
