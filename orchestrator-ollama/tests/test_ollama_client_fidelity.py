@@ -6,6 +6,7 @@ is skipped.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 
 import pytest
@@ -26,14 +27,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def served(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[OllamaEmulator, object]]:
+@pytest.fixture(params=[False, True], ids=["http", "https"])
+async def served(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[OllamaEmulator, object]]:
     monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
     app = OllamaEmulator()
-    with LoopbackServer(app) as server:
-        # OLLAMA_HOST without a scheme, as people export it: the client's own parsing.
-        monkeypatch.setenv("OLLAMA_HOST", server.base_url.removeprefix("http://"))
-        client = ollama.AsyncClient()
+    with LoopbackServer(app, tls=request.param) as server:
+        options = {}
+        if server.tls:
+            options["verify"] = ssl.create_default_context(cafile=server.ca_file)
+            monkeypatch.setenv("OLLAMA_HOST", server.base_url)
+        else:
+            # Without a scheme, as people export it: the client's own parsing.
+            monkeypatch.setenv("OLLAMA_HOST", server.base_url.removeprefix("http://"))
+        client = ollama.AsyncClient(**options)
         yield app, client
         await client._client.aclose()
 

@@ -244,3 +244,33 @@ def test_verify_ssl_off_warns(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     OllamaProvider(OllamaConfig(base_url="https://ollama.example", verify_ssl=False))
     assert "verification is OFF" in caplog.text
+
+
+async def test_unicode_line_separators_inside_a_streamed_answer(make_provider: Make) -> None:
+    # Raw U+2028 / U+0085 inside NDJSON lines (Go escapes the first, not the second).
+    provider = make_provider()
+    prompt = [Message("user", "one\u2028two\x85three \u2029 end")]
+    streamed = "".join([c.delta async for c in provider.stream(prompt)])
+    assert streamed == (await provider.chat(prompt)).text == f"Ollama emulator: {prompt[0].content}"
+    await provider.aclose()
+
+
+def test_one_provider_across_event_loops_and_threads(server: LoopbackServer) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import trio
+
+    provider = OllamaProvider(config_for(server, max_retries=0))
+
+    async def call(i: int) -> str:
+        try:
+            return await provider.generate(f"q{i}")
+        finally:
+            await provider.aclose()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda i: asyncio.run(call(i)), range(8)))
+    assert answers == [f"Ollama emulator: q{i}" for i in range(8)]
+    assert trio.run(call, 9) == "Ollama emulator: q9"
+    assert asyncio.run(provider.generate("again")) == "Ollama emulator: again"

@@ -296,3 +296,34 @@ def test_verify_ssl_off_warns(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     OpenAIProvider(OpenAIConfig(base_url="https://x/v1", verify_ssl=False))
     assert "verification is OFF" in caplog.text
+
+
+async def test_unicode_line_separators_inside_a_streamed_answer(make_provider: Make) -> None:
+    # The emulator sends JSON with raw (unescaped) U+2028 and U+0085, as servers whose JSON
+    # encoder keeps non-ASCII do; a str.splitlines-based reader would tear those events apart.
+    provider = make_provider()
+    prompt = [Message("user", "one\u2028two\x85three \u2029 end")]
+    streamed = "".join([c.delta async for c in provider.stream(prompt)])
+    assert streamed == (await provider.chat(prompt)).text == f"OpenAI emulator: {prompt[0].content}"
+    await provider.aclose()
+
+
+def test_one_provider_across_event_loops_and_threads(server: LoopbackServer) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    import trio
+
+    provider = OpenAIProvider(config_for(server, max_retries=0))
+
+    async def call(i: int) -> str:
+        try:
+            return await provider.generate(f"q{i}")
+        finally:
+            await provider.aclose()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda i: asyncio.run(call(i)), range(8)))
+    assert answers == [f"OpenAI emulator: q{i}" for i in range(8)]
+    assert trio.run(call, 9) == "OpenAI emulator: q9"
+    assert asyncio.run(provider.generate("again")) == "OpenAI emulator: again"

@@ -182,6 +182,21 @@ def test_config_from_env_needs_a_key(clean_env: pytest.MonkeyPatch) -> None:
     assert OpenAIProvider.config_from_env("openai") is None
 
 
+def test_credential_headers_stay_secret(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(
+        "OPENAI_CUSTOM_HEADERS", "X-Api-Key: hdr-secret-123\nHTTP-Referer: https://app"
+    )
+    config = OpenAIConfig(base_url="http://x/v1")
+    assert config.extra_headers["X-Api-Key"] == "hdr-secret-123"
+    assert "hdr-secret-123" not in repr(config)
+    assert config.model_dump()["extra_headers"] == {
+        "X-Api-Key": "***",
+        "HTTP-Referer": "https://app",
+    }
+    assert "hdr-secret-123" not in config.model_dump_json()
+    assert "hdr-secret-123" not in str(RateLimitError("echoed hdr-secret-123"))
+
+
 def test_parse_custom_headers() -> None:
     assert parse_custom_headers("A: b: c\n: x\nB:") == {"A": "b: c", "B": ""}
 

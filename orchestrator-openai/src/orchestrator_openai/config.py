@@ -12,11 +12,12 @@ folder as ``OpenAI-Project``, the model as a ``gpt://<folder>/...`` URI).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
-from orchestrator.config import ProviderConfig, SecretStr
+from orchestrator.config import ProviderConfig, Secret, SecretStr
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -44,6 +45,10 @@ ENV_VARS: dict[str, str] = {
 }
 #: Extra headers, one ``Name: value`` per line, as the SDK reads them.
 CUSTOM_HEADERS_VAR = "OPENAI_CUSTOM_HEADERS"
+
+
+#: Header names whose values are credentials: kept as secrets (masked, redacted from errors).
+_SENSITIVE_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
 
 
 def parse_custom_headers(text: str) -> dict[str, str]:
@@ -92,7 +97,8 @@ class OpenAIConfig(ProviderConfig):
     extra_headers: dict[str, str] = Field(
         default_factory=dict,
         description="Headers added to every request (env OPENAI_CUSTOM_HEADERS, "
-        "`Name: value` per line).",
+        "`Name: value` per line); values of credential-like names (Authorization, *Key*, "
+        "*Token*, Cookie) are kept secret.",
     )
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
         "max_tokens",
@@ -157,6 +163,18 @@ class OpenAIConfig(ProviderConfig):
             # its yandexgpt streams carry no usage chunk anyway.
             filled["stream_usage"] = False
         return filled
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _secret_header_values(cls, value: dict[str, str]) -> dict[str, str]:
+        return {
+            name: Secret(text) if _SENSITIVE_HEADER.search(name) else text
+            for name, text in value.items()
+        }
+
+    @field_serializer("extra_headers")
+    def _mask_secret_headers(self, value: dict[str, str]) -> dict[str, str]:
+        return {name: "***" if isinstance(text, Secret) else text for name, text in value.items()}
 
     @field_validator("base_url")
     @classmethod
