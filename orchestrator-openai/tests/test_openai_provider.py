@@ -327,3 +327,54 @@ def test_one_provider_across_event_loops_and_threads(server: LoopbackServer) -> 
     assert answers == [f"OpenAI emulator: q{i}" for i in range(8)]
     assert trio.run(call, 9) == "OpenAI emulator: q9"
     assert asyncio.run(provider.generate("again")) == "OpenAI emulator: again"
+
+
+def _sse_server(body: str, loopback_server):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def chat(request) -> Response:
+        return Response(body.encode(), media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    return loopback_server(app)
+
+
+async def test_yandex_style_stream(loopback_server) -> None:
+    """Yandex's /v1: bare UUID ids, the text in the same chunk as finish_reason, no usage
+    chunk; and CRLF line ends, comments and event fields, which SSE allows."""
+    body = (
+        ": keep-alive\r\n\r\n"
+        'event: message\r\ndata: {"id":"50f5b87a","object":"chat.completion.chunk",'
+        '"choices":[{"index":0,"delta":{"role":"assistant","content":"The"}}]}\r\n\r\n'
+        'data: {"id":"50f5b87a","choices":[{"index":0,"delta":{"content":" result is -5."},'
+        '"finish_reason":"stop"}]}\r\n\r\n'
+        "data: [DONE]\r\n\r\n"
+    )
+    server = _sse_server(body, loopback_server)
+    provider = OpenAIProvider(
+        OpenAIConfig.yandex("b1g", "AQVN-test-0000", base_url=f"{server.base_url}/v1")
+    )
+    chunks = [c async for c in provider.stream(HI)]
+    assert [c.delta for c in chunks] == ["The", " result is -5."]
+    assert chunks[-1].finish_reason == "stop" and chunks[-1].usage is None
+    await provider.aclose()
+
+
+async def test_done_without_finish_reason_ends_cleanly(loopback_server) -> None:
+    body = 'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+    server = _sse_server(body, loopback_server)
+    provider = OpenAIProvider(OpenAIConfig(base_url=f"{server.base_url}/v1"))
+    chunks = [c async for c in provider.stream(HI)]
+    assert [(c.delta, c.finish_reason) for c in chunks] == [("hi", None), ("", "stop")]
+    await provider.aclose()
+
+
+async def test_event_without_choices_is_malformed(loopback_server) -> None:
+    server = _sse_server('data: {"id": "x"}\n\ndata: [DONE]\n\n', loopback_server)
+    provider = OpenAIProvider(OpenAIConfig(base_url=f"{server.base_url}/v1", max_retries=0))
+    with pytest.raises(StreamError, match="without choices"):
+        async for _ in provider.stream(HI):
+            pass
+    await provider.aclose()

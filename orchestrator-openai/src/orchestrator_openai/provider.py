@@ -356,7 +356,9 @@ class OpenAIProvider(BaseProvider):
                 raise broken("ended without data: [DONE] (truncated)")
             if data.startswith("[DONE]"):
                 if finish_reason is None:
-                    raise broken("sent [DONE] without a finish_reason")
+                    # [DONE] is the end marker: the answer is complete even if the server
+                    # sent no finish_reason before it.
+                    finish_reason = "stop"
                 # Read to the end of the body so the connection goes back to the pool.
                 with anyio.move_on_after(1.0):
                     while await reader.next_line() is not None:
