@@ -29,6 +29,7 @@ import argparse
 import base64
 import binascii
 import datetime
+import hashlib
 import json
 import re
 import threading
@@ -453,7 +454,7 @@ class OllamaEmulator:
             "model": name,
             "modified_at": "2025-05-04T17:37:44.706015396-07:00",
             "size": length,
-            "digest": f"{abs(hash(name)) % 16**12:012x}" * 5 + "0000",
+            "digest": hashlib.sha256(name.encode()).hexdigest(),
             "details": {
                 "parent_model": "",
                 "format": "gguf",
