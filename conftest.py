@@ -2,7 +2,7 @@
 
 import pytest
 
-#: Environment variables that give GigaChat or YandexGPT credentials (the vendors' SDK names).
+#: Environment variables that give a vendor's credentials or server (the vendors' SDK names).
 VENDOR_CREDENTIALS = (
     "GIGACHAT_CREDENTIALS",
     "GIGACHAT_ACCESS_TOKEN",
@@ -12,6 +12,10 @@ VENDOR_CREDENTIALS = (
     "YC_OAUTH_TOKEN",
     "YC_TOKEN",
     "YC_SERVICE_ACCOUNT_KEY_FILE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OLLAMA_HOST",
+    "OLLAMA_API_KEY",
 )
 
 

@@ -26,6 +26,8 @@ PACKAGES = {
     "orchestrator-core": "multi-llm-orchestrator-core",
     "orchestrator-gigachat": "orchestrator-gigachat",
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
+    "orchestrator-openai": "orchestrator-openai",
+    "orchestrator-ollama": "orchestrator-ollama",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
@@ -36,6 +38,10 @@ EDITABLE = [
     "./orchestrator-gigachat[emulator]",
     "-e",
     "./orchestrator-yandexgpt[emulator]",
+    "-e",
+    "./orchestrator-openai[emulator]",
+    "-e",
+    "./orchestrator-ollama[emulator]",
 ]
 COVERAGE_FLOOR = 90
 

@@ -16,15 +16,16 @@ from orchestrator.plugins import default_registry
 
 here = Path(orchestrator.__file__).resolve()
 assert "site-packages" in here.parts, f"orchestrator imported from the workspace: {here}"
-for module in ("orchestrator", "orchestrator_gigachat", "orchestrator_yandexgpt"):
+PLUGINS = ("gigachat", "yandexgpt", "openai", "ollama")
+for module in ("orchestrator", *(f"orchestrator_{name}" for name in PLUGINS)):
     package = Path(__import__(module).__file__).parent
     assert (package / "py.typed").exists(), f"{module} wheel lacks py.typed"
 
 registry = default_registry()
 registry.load()
 assert not registry.failures, registry.failures
-assert {"mock", "gigachat", "yandexgpt"} <= set(registry.providers), registry.providers
-for name in ("gigachat", "yandexgpt"):
+assert {"mock", *PLUGINS} <= set(registry.providers), registry.providers
+for name in PLUGINS:
     info = registry.provider_info(name)
     assert info.version == importlib.metadata.version(f"orchestrator-{name}")
     # The list prices are package data: a wheel without prices.toml fails on import.
@@ -32,10 +33,17 @@ for name in ("gigachat", "yandexgpt"):
 assert importlib.metadata.version("multi-llm-orchestrator-core") == orchestrator.__version__
 assert registry.provider_info("yandexgpt").cls.prices, "YandexGPT ships list prices"
 
-from orchestrator.providers import GigaChatProvider, YandexGPTProvider  # noqa: E402
+from orchestrator.providers import (  # noqa: E402
+    GigaChatProvider,
+    OllamaProvider,
+    OpenAIProvider,
+    YandexGPTProvider,
+)
 
 assert GigaChatProvider is registry.provider_info("gigachat").cls
 assert YandexGPTProvider is registry.provider_info("yandexgpt").cls
+assert OpenAIProvider is registry.provider_info("openai").cls
+assert OllamaProvider is registry.provider_info("ollama").cls
 
 
 async def main() -> str:

@@ -43,9 +43,21 @@ FILES = sorted(
 FENCE = re.compile(r"^```(sh|bash|shell|console)\n(.*?)^```$", re.S | re.M)
 MARKER = re.compile(r"<!--\s*(.*?)\s*-->")
 #: Distributions of this repository, not (yet) on PyPI.
-OURS = ("multi-llm-orchestrator-core", "orchestrator-gigachat", "orchestrator-yandexgpt")
+OURS = (
+    "multi-llm-orchestrator-core",
+    "orchestrator-gigachat",
+    "orchestrator-yandexgpt",
+    "orchestrator-openai",
+    "orchestrator-ollama",
+)
 #: What a scratch clone holds.
-CLONE = ("orchestrator-core", "orchestrator-gigachat", "orchestrator-yandexgpt")
+CLONE = (
+    "orchestrator-core",
+    "orchestrator-gigachat",
+    "orchestrator-yandexgpt",
+    "orchestrator-openai",
+    "orchestrator-ollama",
+)
 CLONE_EXTRA = ("plugin-template", "examples")
 
 

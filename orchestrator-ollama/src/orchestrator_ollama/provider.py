@@ -1,0 +1,365 @@
+"""The Ollama provider: ``/api/chat`` plain and NDJSON-streamed, ``/api/tags``, health check.
+
+Wire facts follow ``shared/specs/openai-and-ollama-api.md``. ``GenerationParams`` go into
+``options``: ``temperature``, ``top_p``, ``num_predict`` (``max_tokens``), ``stop``; the config
+adds ``seed``, ``num_ctx`` and ``keep_alive``. Usage comes from ``prompt_eval_count`` and
+``eval_count``, the finish reason from ``done_reason``; durations (nanoseconds) are kept in
+``Completion.extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+
+from orchestrator.errors import ConfigurationError, ModelNotFoundError, ProviderError, StreamError
+from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.types import (
+    Chunk,
+    Completion,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Usage,
+    coerce_messages,
+)
+from orchestrator_ollama.config import DEFAULT_BASE_URL, DEFAULT_MODEL, OllamaConfig
+from orchestrator_ollama.errors import api_error, pull_hint
+from orchestrator_ollama.lines import LineReader, finish
+
+if TYPE_CHECKING:
+    import httpx
+
+    from orchestrator.config import ProviderConfig
+
+__all__ = ["OllamaModel", "OllamaProvider"]
+
+USER_AGENT = "orchestrator-ollama/0.1"
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+_DURATIONS = ("total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+
+
+@dataclass(frozen=True, slots=True)
+class OllamaModel:
+    """One entry of ``GET /api/tags`` (a model pulled onto the server)."""
+
+    name: str
+    size: int | None = None
+    digest: str | None = None
+    modified_at: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _finish_reason(raw: Any) -> FinishReason:
+    return _FINISH.get(str(raw), "stop")
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    prompt, completion = data.get("prompt_eval_count"), data.get("eval_count")
+    if prompt is None and completion is None:
+        return None
+    prompt, completion = int(prompt or 0), int(completion or 0)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
+def _extra(data: dict[str, Any]) -> dict[str, Any]:
+    extra = {"done_reason": data.get("done_reason"), "created_at": data.get("created_at")}
+    extra.update({key: data[key] for key in _DURATIONS if key in data})
+    return extra
+
+
+class OllamaProvider(BaseProvider):
+    """Ollama's native API (``name="ollama"``), local or ollama.com.
+
+    ``OllamaProvider(OllamaConfig(model="llama3.2"))`` talks to ``http://127.0.0.1:11434``
+    (or ``OLLAMA_HOST``).
+    """
+
+    config_class: ClassVar[type[ProviderConfig]] = OllamaConfig
+    supports_chat: ClassVar[bool] = True
+    supports_streaming: ClassVar[bool] = True
+    emulator: ClassVar[str | None] = "orchestrator_ollama.emulator:OllamaEmulator"
+    config: OllamaConfig
+
+    @classmethod
+    def config_from_env(cls, name: str) -> OllamaConfig | None:
+        """A config when ``OLLAMA_HOST`` or ``OLLAMA_API_KEY`` is set (Ollama needs no
+        credentials, so only an explicit host says the environment means to use it)."""
+        if os.environ.get("OLLAMA_HOST") or os.environ.get("OLLAMA_API_KEY"):
+            return OllamaConfig.model_validate({"name": name})
+        return None
+
+    def __init__(
+        self, config: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(config, transport=transport)
+        if not self.config.base_url:
+            self.config.base_url = DEFAULT_BASE_URL
+        if not self.config.model:
+            self.config.model = DEFAULT_MODEL
+        self._ssl_context = self._build_ssl_context()
+
+    # -- TLS and the HTTP client ---------------------------------------------------------------
+
+    def _build_ssl_context(self) -> ssl.SSLContext:
+        config = self.config
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+        if config.ca_bundle_file:
+            try:
+                context.load_verify_locations(cafile=config.ca_bundle_file)
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigurationError(
+                    f"ca_bundle_file {config.ca_bundle_file!r} is not a readable PEM CA bundle "
+                    f"({type(exc).__name__}); give the path of a PEM file"
+                ) from None
+        if not config.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.logger.warning(
+                "%s: TLS certificate verification is OFF (verify_ssl=False); development only",
+                config.name,
+            )
+        return context
+
+    def _create_http_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        return httpx.AsyncClient(
+            base_url=self.config.base_url or DEFAULT_BASE_URL,
+            timeout=self.config.timeout,
+            verify=self._ssl_context,
+            transport=self._transport,
+            follow_redirects=False,
+            headers=headers,
+        )
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def _open(
+        self, method: str, path: str, *, payload: Any = None, stream: bool = False
+    ) -> httpx.Response:
+        """Send one call and return its 2xx response (streamed: still open)."""
+        client = self.http_client()
+        request = client.build_request(method, path, json=payload)
+        try:
+            response = await client.send(request, stream=stream)
+        except Exception as exc:
+            mapped = map_transport_error(exc, self.config.name)
+            if mapped is None:
+                raise
+            mapped.message = (
+                f"Ollama {method} {path} failed: {mapped.message}; is `ollama serve` running "
+                f"at {self.config.base_url}?"
+            )
+            raise mapped from exc
+        if response.is_success:
+            return response
+        try:
+            await response.aread()
+        except Exception as exc:
+            mapped = map_transport_error(exc, self.config.name)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            await response.aclose()
+        self.logger.debug("%s: %s %s -> %d", self.config.name, method, path, response.status_code)
+        raise api_error(response, provider=self.config.name)
+
+    async def _json(self, method: str, path: str, payload: Any = None) -> Any:
+        response = await self._open(method, path, payload=payload)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderError(
+                f"Ollama {method} {path} answered {response.status_code} with a body that is "
+                f"not JSON: {response.text[:120]!r}; is base_url an Ollama server?",
+                provider=self.config.name,
+                status_code=response.status_code,
+                transient=True,
+            ) from None
+
+    def _payload(
+        self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
+    ) -> dict[str, Any]:
+        params = params or GenerationParams()
+        self.validate_params(params)
+        config = self.config
+        options: dict[str, Any] = {
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "num_predict": params.max_tokens,
+        }
+        if params.stop:
+            options["stop"] = list(params.stop)
+        if config.seed is not None:
+            options["seed"] = config.seed
+        if config.num_ctx is not None:
+            options["num_ctx"] = config.num_ctx
+        payload: dict[str, Any] = {
+            "model": config.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": stream,  # Ollama streams unless told otherwise
+            "options": options,
+        }
+        if config.keep_alive is not None:
+            payload["keep_alive"] = config.keep_alive
+        return payload
+
+    def _not_json(self, what: str, data: Any) -> ProviderError:
+        return ProviderError(
+            f"Ollama's {what} has no message: {json.dumps(data)[:200]}",
+            provider=self.config.name,
+        )
+
+    # -- the contract --------------------------------------------------------------------------
+
+    async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
+        completion = await self.chat([Message("user", prompt)], params)
+        return completion.text
+
+    async def chat(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> Completion:
+        """One answer (``stream: false``), with usage, finish reason and durations."""
+        payload = self._payload(coerce_messages(messages), params, stream=False)
+
+        async def once() -> tuple[Any, float]:
+            started = time.monotonic()
+            data = await self._json("POST", "/api/chat", payload)
+            return data, time.monotonic() - started
+
+        data, latency = await self._retry_with_backoff(once)
+        message = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(message, dict):
+            raise self._not_json("chat answer", data)
+        return Completion(
+            text=str(message.get("content") or ""),
+            provider=self.config.name,
+            model=self.config.model,
+            finish_reason=_finish_reason(data.get("done_reason")),
+            usage=_usage(data),
+            latency=latency,
+            extra=_extra(data),
+        )
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> AsyncIterator[Chunk]:
+        """Stream the answer (NDJSON); the last chunk has the finish reason and usage.
+
+        A stream that ends without its ``"done": true`` line, breaks, carries a line that is
+        not JSON or an ``{"error": ...}`` line raises :class:`StreamError`.
+        """
+        payload = self._payload(coerce_messages(messages), params, stream=True)
+
+        async def start() -> httpx.Response:
+            return await self._open("POST", "/api/chat", payload=payload, stream=True)
+
+        response = await self._retry_with_backoff(start)
+        raw = response.aiter_bytes()
+        try:
+            async with aclosing(self._lines(LineReader(raw))) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        finally:
+            # Shielded: a cancelled or abandoned stream must still release the connection.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+                await finish(raw)
+
+    async def _lines(self, reader: LineReader) -> AsyncGenerator[Chunk, None]:
+        import httpx
+
+        name, model = self.config.name, self.config.model
+        lines = 0
+
+        def broken(message: str) -> StreamError:
+            return StreamError(f"Ollama stream {message} after {lines} line(s)", provider=name)
+
+        while True:
+            try:
+                line = await reader.next_line()
+            except httpx.TransportError as exc:
+                mapped = map_transport_error(exc, name)
+                detail = mapped.message if mapped is not None else str(exc)
+                raise broken(f"broke ({detail})") from exc
+            if line is None:
+                raise broken('ended without its "done": true line (truncated)')
+            lines += 1
+            try:
+                data = json.loads(line)
+            except ValueError:
+                raise broken(f"carried a line that is not JSON {line[:120]!r}") from None
+            if not isinstance(data, dict):
+                raise broken(f"carried a line that is not an object {line[:120]!r}")
+            if data.get("error"):
+                error = str(data["error"])
+                if "not found" in error and "model" in error:
+                    raise ModelNotFoundError(
+                        f"Ollama: {error} ({pull_hint(str(model))})", provider=name
+                    )
+                raise broken(f"reported an error: {error}")
+            message = data.get("message")
+            text = str(message.get("content") or "") if isinstance(message, dict) else ""
+            if data.get("done"):
+                # Read to the end of the body so the connection goes back to the pool.
+                with anyio.move_on_after(1.0):
+                    while await reader.next_line() is not None:
+                        pass
+                yield Chunk(
+                    delta=text,
+                    provider=name,
+                    model=model,
+                    finish_reason=_finish_reason(data.get("done_reason")),
+                    usage=_usage(data),
+                )
+                return
+            if text:
+                yield Chunk(delta=text, provider=name, model=model)
+
+    # -- other endpoints -----------------------------------------------------------------------
+
+    async def health_check(self) -> bool:
+        """True if ``GET /api/tags`` answers (free; loads no model). Never raises."""
+        try:
+            await self._open("GET", "/api/tags")
+        except Exception as exc:
+            self.logger.warning("%s: health check failed: %s", self.config.name, exc)
+            return False
+        return True
+
+    async def list_models(self) -> list[OllamaModel]:
+        """The models pulled onto the server (``GET /api/tags``)."""
+
+        async def once() -> list[OllamaModel]:
+            data = await self._json("GET", "/api/tags")
+            items = data.get("models", []) if isinstance(data, dict) else []
+            return [
+                OllamaModel(
+                    str(m.get("name") or m["model"]),
+                    m.get("size"),
+                    m.get("digest"),
+                    m.get("modified_at"),
+                    dict(m.get("details") or {}),
+                )
+                for m in items
+                if isinstance(m, dict) and (m.get("name") or m.get("model"))
+            ]
+
+        return await self._retry_with_backoff(once)

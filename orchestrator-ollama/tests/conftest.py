@@ -1,0 +1,44 @@
+"""Fixtures: one emulator per module, served over a real loopback socket."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from orchestrator.testing import LoopbackServer
+from orchestrator_ollama import OllamaProvider
+from orchestrator_ollama.emulator import OllamaEmulator, config_for
+
+
+@pytest.fixture(scope="module")
+def emulator() -> OllamaEmulator:
+    return OllamaEmulator()
+
+
+@pytest.fixture(scope="module")
+def server(emulator: OllamaEmulator) -> Iterator[LoopbackServer]:
+    with LoopbackServer(emulator) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_emulator(request: pytest.FixtureRequest) -> None:
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").reset()
+
+
+@pytest.fixture
+def make_provider(server: LoopbackServer) -> Iterator[Callable[..., OllamaProvider]]:
+    # Providers stay referenced until the test ends: one collected while its trio run goes
+    # on makes trio warn about the core's per-loop finalizer generator.
+    made: list[OllamaProvider] = []
+
+    def make(**overrides: Any) -> OllamaProvider:
+        overrides.setdefault("max_retries", 0)
+        made.append(OllamaProvider(config_for(server, **overrides)))
+        return made[-1]
+
+    yield make
+    made.clear()
