@@ -497,3 +497,40 @@ async def test_all_failed_names_every_provider_and_why_it_was_skipped() -> None:
     ):
         assert line in message
     assert message.startswith("All providers failed after 0 attempt(s)")
+
+
+# -- found by the soak ---------------------------------------------------------------------
+
+
+def test_half_open_admits_exactly_its_probes_in_all_and_releases_them() -> None:
+    from orchestrator.health import CircuitBreaker
+
+    now = [0.0]
+    breaker = CircuitBreaker(
+        BreakerConfig(consecutive_failures=1, cooldown=1, half_open_probes=3), lambda: now[0]
+    )
+    assert breaker.acquire()
+    breaker.on_failure(ServiceUnavailableError("down", status_code=503))
+    now[0] = 2
+    admitted = sum(breaker.acquire() for _ in range(5))
+    assert admitted == 3
+    breaker.on_success()
+    assert not breaker.acquire(), "a finished probe does not make room for a fourth"
+    breaker.on_cancel()  # a probe ended without a verdict: room for one more
+    assert breaker.acquire()
+    breaker.on_success()
+    breaker.on_success()
+    assert breaker.state == "closed"
+    assert breaker._probes_in_flight == 0 and breaker._probe_successes == 0
+
+
+async def test_all_providers_failed_keeps_its_type_through_a_cancel_scope() -> None:
+    # trio's cancel scopes split() every exception group passing through them.
+    router = Router(breaker=BreakerConfig(consecutive_failures=1, cooldown=60))
+    router.add_provider(mock("down", mode="server_error", max_retries=0))
+    with pytest.raises(AllProvidersFailedError):
+        await router.chat("trips the breaker")
+    with pytest.raises(ProviderError) as info, anyio.move_on_after(0):
+        await router.chat("refused at once")
+    assert type(info.value) is AllProvidersFailedError
+    assert info.value.attempts[0].skipped

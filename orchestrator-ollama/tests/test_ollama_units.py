@@ -202,7 +202,7 @@ def test_orchestrator_emulate_ollama(
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep)
-    assert cli.main(["emulate", "ollama"]) == 0
+    assert cli.main(["emulate", "ollama"]) == 130  # Ctrl-C, as a shell reports it
     out = capsys.readouterr().out
     assert "ollama emulator listening on http://127.0.0.1:" in out
     assert "export OLLAMA_HOST='http://127.0.0.1:" in out

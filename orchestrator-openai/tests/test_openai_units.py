@@ -258,7 +258,7 @@ def test_orchestrator_emulate_openai(
         real_sleep(seconds)
 
     monkeypatch.setattr(time, "sleep", sleep)
-    assert cli.main(["emulate", "openai"]) == 0
+    assert cli.main(["emulate", "openai"]) == 130  # Ctrl-C, as a shell reports it
     out = capsys.readouterr().out
     assert "openai emulator listening on http://127.0.0.1:" in out
     assert "export OPENAI_BASE_URL='http://127.0.0.1:" in out

@@ -270,6 +270,11 @@ class AllProvidersFailedError(ProviderError, ExceptionGroup[Exception]):
         self._message = value
 
     def derive(self, excs: Sequence[Exception]) -> ExceptionGroup[Exception]:  # type: ignore[override]
+        # split() (except*, and trio's cancel scopes on every group passing through) builds
+        # its parts with derive: keep the type, so `except ProviderError` still catches them.
+        attempts = [a for a in self.attempts if any(a.error is e for e in excs)]
+        if len(attempts) == len(excs):
+            return AllProvidersFailedError(attempts)
         return ExceptionGroup(self.message, list(excs))
 
     @property

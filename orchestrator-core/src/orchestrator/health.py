@@ -207,10 +207,14 @@ class CircuitBreaker:
             return True
         if self._state == "open":
             return now >= self._open_until
-        return self._probes_in_flight < self.config.half_open_probes
+        # Half-open: exactly `half_open_probes` probes in all, not that many at a time; one
+        # that ended without a verdict (cancelled) makes room for another.
+        return self._probes_in_flight + self._probe_successes < self.config.half_open_probes
 
     def acquire(self) -> bool:
         """Reserve the right to send one request; half-open admits a limited few."""
+        if self._state == "closed":  # nothing to reserve: no lock needed
+            return self.clock() + _HOLD_SLACK >= self._hold_until
         with self._lock:
             if not self.admits():
                 return False
@@ -244,6 +248,8 @@ class CircuitBreaker:
                 if self._probe_successes >= self.config.half_open_probes:
                     self._state = "closed"
                     self._trips = 0
+                    self._probes_in_flight = 0
+                    self._probe_successes = 0
                     self._events.clear()
                     self._events_bad = 0
 

@@ -16,6 +16,7 @@ has no such options. With ``params=None`` the vendor's defaults apply.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -237,6 +238,17 @@ def parse_completion(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _absolute(base: str, url: str) -> httpx.URL:
+    """``url`` (a path under ``base``, or already absolute), parsed once: given a relative
+    path, httpx parses and merges a second URL on every call."""
+    import httpx
+
+    if "://" in url:
+        return httpx.URL(url)
+    return httpx.URL(base.rstrip("/") + "/" + url.lstrip("/"))
+
+
 class _LineReader:
     """Splits a byte stream into lines without nesting more async generators (a
     half-consumed generator chain warns under trio when it is garbage collected).
@@ -439,11 +451,12 @@ class YandexGPTProvider(BaseProvider):
         error otherwise.
         """
         client = self.http_client()
+        absolute = _absolute(self.base_url, url)
         for attempt in (1, 2):
             headers = await self._headers()
             request_id = headers["x-client-request-id"]
             with self._mapped(what, request_id):
-                request = client.build_request(method, url, json=body, headers=headers)
+                request = client.build_request(method, absolute, json=body, headers=headers)
                 response = await client.send(request, stream=stream)
             self.logger.debug(
                 "%s: %s %s -> %d (x-client-request-id %s)",

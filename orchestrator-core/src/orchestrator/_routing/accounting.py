@@ -12,6 +12,7 @@ from orchestrator.pricing import cost_of, find_price
 if TYPE_CHECKING:
     from orchestrator.events import UsageCallback, UsageEvent
     from orchestrator.health import ProviderSlot
+    from orchestrator.pricing import Price
     from orchestrator.types import Usage
 
 logger = get_logger("orchestrator.router")
@@ -20,19 +21,29 @@ logger = get_logger("orchestrator.router")
 class Ledger:
     """Roubles spent by one router, its budget, and the usage callback."""
 
-    __slots__ = ("budget", "on_usage", "spent")
+    __slots__ = ("_prices", "budget", "on_usage", "spent")
 
     def __init__(self, budget: Decimal | None, on_usage: UsageCallback | None) -> None:
         self.budget = budget
         self.on_usage = on_usage
         self.spent = Decimal(0)
+        # (slot, model) -> its price: looking a model up in a price list tries several keys.
+        self._prices: dict[tuple[ProviderSlot, str | None], Price | None] = {}
 
     def exhausted(self) -> bool:
         return self.budget is not None and self.spent >= self.budget
 
     def account(self, slot: ProviderSlot, usage: Usage | None, model: str | None) -> Decimal | None:
         """Record ``usage`` against ``slot``; its cost in roubles when the price is known."""
-        cost = cost_of(usage, find_price(slot.prices, model or slot.provider.config.model))
+        if usage is None:
+            return None
+        model = model or slot.provider.config.model
+        key = (slot, model)
+        try:
+            price = self._prices[key]
+        except KeyError:
+            price = self._prices[key] = find_price(slot.prices, model)
+        cost = cost_of(usage, price)
         slot.stats.record_usage(usage, cost)
         if cost is not None:
             self.spent += cost
