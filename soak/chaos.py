@@ -13,6 +13,7 @@ import sniffio
 
 from orchestrator import Router
 from soak import checks
+from soak.faults import Injector
 from soak.workload import Record, plans, run
 from soak.world import World, build_router
 
@@ -59,12 +60,10 @@ async def soak(
     result = Result(library, seed, requests, concurrency)
     result.providers = [b.name for b in world.backends]
     todo = plans(seed, requests, world.backends, native=library == "asyncio", fault_rate=fault_rate)
-    for plan in todo:
-        if plan.fault is not None:
-            result.faults[(plan.fault.name, plan.fault.backend)] += 1
     providers = world.providers()
     router = build_router(providers)
     rng = random.Random(seed + 1)
+    injector = Injector(seed + 2)
     baseline = checks.tasks()
     queue = iter(todo)
     done = 0
@@ -77,8 +76,10 @@ async def soak(
     async def worker() -> None:
         nonlocal done
         for plan in queue:  # one shared iterator: each plan is taken by exactly one worker
-            record = await run(world, router, plan)
+            record = await run(world, router, plan, injector)
             result.records.append(record)
+            if record.injected and plan.fault is not None:
+                result.faults[(plan.fault.name, plan.fault.backend)] += 1
             done += 1
             if done in milestones:
                 milestones[done].set()

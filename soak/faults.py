@@ -108,6 +108,34 @@ def draw(rng: random.Random, backends: list[Backend]) -> Fault:
     return Fault(name, backend.name, params)
 
 
+class Injector:
+    """Scripts a planned fault only when its backend has served enough calls since the last.
+
+    Faults are planned per request, but a real service fails a share of the calls it
+    serves. The difference matters while every breaker is open: no call reaches a backend,
+    yet requests go on being planned (and refused at once), and scripting each one's fault
+    would pile up a queue that meets every half-open probe and keeps the breakers open for
+    the rest of the run. So after each fault a backend must serve a random number of calls
+    (``mean_gap`` on average) before the next one is scripted there; under normal load the
+    gap rarely binds (a backend is planned a fault every ~15 requests).
+    """
+
+    def __init__(self, seed: int, mean_gap: float = 8.0) -> None:
+        self._rng = random.Random(seed)
+        self._mean_gap = mean_gap
+        self._next: dict[str, int] = {}
+
+    def __call__(self, fault: Fault, backend: Backend) -> bool:
+        """Script ``fault`` if due; whether it was scripted."""
+        served = backend.request_count
+        if served < self._next.get(backend.name, 0):
+            return False
+        gap = 1 + int(self._rng.expovariate(1 / self._mean_gap))
+        self._next[backend.name] = served + gap
+        inject(fault, backend)
+        return True
+
+
 def inject(fault: Fault, backend: Backend) -> None:
     """Script ``fault`` on ``backend``'s emulator."""
     app, p = backend.app, fault.params

@@ -88,6 +88,12 @@ def verdict(result: Result) -> list[Check]:
         Check("bugs escaping as non-typed errors", bugs, "0", bugs == 0),
         Check("hung requests", hung, "0", hung == 0),
         Check("mixed streams / wrong text", _count(result, "mixed", "wrong text"), "0", False),
+        Check(
+            "answers whose text is not a str (vendor JSON passed through)",
+            _count(result, "non-str text"),
+            "0",
+            False,
+        ),
         Check("truncated streams ending as success", _count(result, "truncated"), "0", False),
         Check("usage mismatches", _count(result, "usage mismatch"), "0", False),
         Check("partial_text not what the caller got", _count(result, "partial_text"), "0", False),
@@ -172,18 +178,19 @@ def examples(result: Result, per_kind: int = 2) -> str:
     lines: list[str] = []
     for record in result.records:
         for violation in record.violations:
-            kind = violation.split(":")[0]
+            # One kind per violation type (and per exception type for bugs).
+            kind = ":".join(violation.split(":")[: 2 if violation.startswith("bug") else 1])
             seen[kind] += 1
             if seen[kind] > per_kind:
                 continue
             plan = record.plan
-            fault = plan.fault.describe() if plan.fault else "no fault scripted"
+            fault = plan.fault.describe() if plan.fault and record.injected else "no fault scripted"
             lines.append(
                 f"- request {plan.index} ({plan.kind}, cancel={plan.cancel}, {fault}): {violation}"
             )
             if record.traceback:
                 lines.append("  ```")
-                lines.extend("  " + t for t in record.traceback.rstrip().splitlines()[-12:])
+                lines.extend("  " + t for t in record.traceback.rstrip().splitlines()[-40:])
                 lines.append("  ```")
     if not lines:
         return "(none)"

@@ -20,7 +20,7 @@ import anyio
 from orchestrator import Router
 from orchestrator.errors import AllProvidersFailedError, OrchestratorError, StreamInterruptedError
 from orchestrator.types import Chunk, Completion, Usage
-from soak.faults import Fault, draw, inject
+from soak.faults import Fault, Injector, draw
 from soak.world import Backend, World
 
 Kind = Literal["chat", "stream"]
@@ -81,6 +81,8 @@ class Record:
     completion: Completion | None = None
     chunks: list[Chunk] = field(default_factory=list)
     error: BaseException | None = None
+    #: The planned fault was scripted (see :class:`~soak.faults.Injector`).
+    injected: bool = False
     cancelled: bool = False
     closed_early: bool = False
     hung: bool = False
@@ -126,11 +128,12 @@ class Record:
         return "".join(c.delta if isinstance(c.delta, str) else repr(c.delta) for c in self.chunks)
 
 
-async def run(world: World, router: Router, plan: Plan) -> Record:
-    """Make the request ``plan`` describes and judge it."""
+async def run(world: World, router: Router, plan: Plan, injector: Injector | None = None) -> Record:
+    """Make the request ``plan`` describes (scripting its fault through ``injector``) and
+    judge it."""
     record = Record(plan)
-    if plan.fault is not None:
-        inject(plan.fault, world.by_name[plan.fault.backend])
+    if plan.fault is not None and injector is not None:
+        record.injected = injector(plan.fault, world.by_name[plan.fault.backend])
     started = time.perf_counter()
     with anyio.move_on_after(HANG_LIMIT) as guard:
         try:
@@ -205,6 +208,14 @@ def judge(record: Record, world: World) -> None:
     error = record.error
     if error is not None and not isinstance(error, OrchestratorError):
         bad.append(f"bug escaped: {type(error).__name__}: {error}")
+        return
+    pieces = [c.delta for c in record.chunks]
+    if record.completion is not None:
+        pieces.append(record.completion.text)
+    odd = [p for p in pieces if not isinstance(p, str)]
+    if odd:
+        kinds = sorted({type(p).__name__ for p in odd})
+        bad.append(f"non-str text delivered as a success or partial answer: {kinds} {odd[:3]!r}")
         return
     providers = {c.provider for c in record.chunks}
     if len(providers) > 1:
