@@ -219,11 +219,11 @@ async def _cell(
     if row.special == "outage":
         await anyio.to_thread.run_sync(target.server.stop)
         try:
-            record = await run(world, router, plan)
+            record = await run(world, router, plan, keep=True)
         finally:
             await anyio.to_thread.run_sync(target.server.start)
     else:
-        record = await run(world, router, plan)
+        record = await run(world, router, plan, keep=True)
     calls = target.request_count - before
     for violation in record.violations:
         matrix.violations.append(f"{row.label} · {kind} on {target.name}: {violation}")

@@ -89,8 +89,8 @@ def verdict(result: Result) -> list[Check]:
         Check("hung requests", hung, "0", hung == 0),
         Check("mixed streams / wrong text", _count(result, "mixed", "wrong text"), "0", False),
         Check(
-            "answers whose text is not a str (vendor JSON passed through)",
-            _count(result, "non-str text"),
+            "wrong-shape content delivered as text (not a str, or never sent as text)",
+            _count(result, "non-str text", "text no emulator sent"),
             "0",
             False,
         ),

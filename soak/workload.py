@@ -89,10 +89,22 @@ class Record:
     elapsed: float = 0.0
     violations: list[str] = field(default_factory=list)
     traceback: str | None = None
+    #: Set by :meth:`seal`: the outcome, once the payload was let go.
+    sealed: str | None = None
+    was_refused: bool = False
+
+    def seal(self) -> None:
+        """Keep the verdict, let go of the answer and the error (whose traceback holds
+        every frame it passed): a run keeps thousands of records, and its memory must
+        measure the router, not the soak."""
+        self.sealed, self.was_refused = self.outcome, self.refused
+        self.chunks, self.completion, self.error = [], None, None
 
     @property
     def outcome(self) -> str:
         """A short label for tables: ``ok``, an error's type, ``cancelled by caller``..."""
+        if self.sealed is not None:
+            return self.sealed
         if self.hung:
             return "HUNG"
         if self.error is not None:
@@ -109,6 +121,8 @@ class Record:
     @property
     def refused(self) -> bool:
         """The router failed the request at once: every provider was skipped."""
+        if self.sealed is not None:
+            return self.was_refused
         error = self.error
         return isinstance(error, AllProvidersFailedError) and all(a.skipped for a in error.attempts)
 
@@ -128,9 +142,16 @@ class Record:
         return "".join(c.delta if isinstance(c.delta, str) else repr(c.delta) for c in self.chunks)
 
 
-async def run(world: World, router: Router, plan: Plan, injector: Injector | None = None) -> Record:
+async def run(
+    world: World,
+    router: Router,
+    plan: Plan,
+    injector: Injector | None = None,
+    *,
+    keep: bool = False,
+) -> Record:
     """Make the request ``plan`` describes (scripting its fault through ``injector``) and
-    judge it."""
+    judge it; the record is sealed unless ``keep``."""
     record = Record(plan)
     if plan.fault is not None and injector is not None:
         record.injected = injector(plan.fault, world.by_name[plan.fault.backend])
@@ -145,6 +166,8 @@ async def run(world: World, router: Router, plan: Plan, injector: Injector | Non
     record.hung = guard.cancelled_caught
     record.elapsed = time.perf_counter() - started
     judge(record, world)
+    if not keep:
+        record.seal()
     return record
 
 
@@ -193,6 +216,17 @@ async def _cancellable(plan: Plan, record: Record, router: Router) -> None:
             record.cancelled = True
 
 
+def _foreign(world: World, plan: Plan, name: str | None, text: str) -> str:
+    """What is wrong with ``text`` that is not (the start of) ``name``'s answer: another
+    provider's words in it (a mixed stream), or words no emulator sent as an answer (a
+    wrong-shape event's content passed through as text)."""
+    answers = {b.name: b.answer(plan.prompt) for b in world.backends}
+    others = [n for n, a in answers.items() if n != name and (a.startswith(text) or text in a)]
+    if others or any(a[:12] in text for n, a in answers.items() if n != name):
+        return f"mixed stream: {text!r} from {name} has {others or 'another'} provider's text"
+    return f"text no emulator sent, delivered by {name}: {text!r}"
+
+
 def _tokens(usage: Usage | None) -> tuple[int, int, int] | None:
     if usage is None:
         return None
@@ -229,7 +263,7 @@ def judge(record: Record, world: World) -> None:
     if error is not None or record.cancelled or record.closed_early:
         # Whatever arrived must be the start of one provider's answer.
         if text and (backend is None or not backend.answer(plan.prompt).startswith(text)):
-            bad.append(f"mixed stream: {text!r} is not the start of {name}'s answer")
+            bad.append(_foreign(world, plan, name, text))
         return
     if backend is None:
         bad.append(f"success from unknown provider {name!r}")
@@ -248,9 +282,7 @@ def judge(record: Record, world: World) -> None:
         if isinstance(text, str) and expected.startswith(text):
             bad.append(f"truncated stream ended as success: {text!r} of {expected!r}")
         else:
-            other = [b.name for b in world.backends if b.answer(plan.prompt) == text]
-            where = f" ({other[0]}'s answer)" if other else ""
-            bad.append(f"wrong text from {name}: {text!r}{where}, expected {expected!r}")
+            bad.append(_foreign(world, plan, name, text))
     reported = backend.usage(plan.prompt)
     want = (reported.prompt, reported.completion, reported.total)
     if _tokens(usage) != want:
