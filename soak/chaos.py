@@ -64,6 +64,7 @@ async def soak(
     router = build_router(providers)
     rng = random.Random(seed + 1)
     injector = Injector(seed + 2)
+    at_rest: dict[str, tuple[int, int]] = {}
     baseline = checks.tasks()
     queue = iter(todo)
     done = 0
@@ -78,6 +79,16 @@ async def soak(
         for plan in queue:  # one shared iterator: each plan is taken by exactly one worker
             record = await run(world, router, plan, injector)
             result.records.append(record)
+            if concurrency == 1:
+                # One request at a time: whatever is busy now, this request left behind.
+                for name, provider in providers.items():
+                    busy, queued = checks.pool_usage(provider)
+                    if busy + queued > sum(at_rest.get(name, (0, 0))):
+                        record.violations.append(
+                            f"left {busy} connection(s) busy and {queued} request(s) queued "
+                            f"in {name}'s pool"
+                        )
+                    at_rest[name] = (busy, queued)
             if record.injected and plan.fault is not None:
                 result.faults[(plan.fault.name, plan.fault.backend)] += 1
             done += 1
