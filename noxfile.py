@@ -2,6 +2,7 @@
 
 Sessions: lint, typecheck, tests, build (wheels into dist/ + smoke install from there),
 template (plugin-template self-test), docs, bench (a smoke run; `-- --full` for figures),
+soak (the chaos soak at CI size; `-- --requests 10000 --backend asyncio` for a full run),
 and demo (not default: CI runs the README's own demo command).
 """
 
@@ -47,7 +48,16 @@ COVERAGE_FLOOR = 90
 
 nox.options.default_venv_backend = "uv|virtualenv"
 # The demo runs in CI from the README's own command (.ci/run), not as a default session.
-nox.options.sessions = ["lint", "typecheck", "tests", "build", "template", "docs", "bench"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "build",
+    "template",
+    "docs",
+    "bench",
+    "soak",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
 
@@ -174,3 +184,17 @@ def bench(session: nox.Session) -> None:
     time goes."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)
+
+
+#: The soak's size in CI: each backend (asyncio, trio) makes this many requests.
+SOAK_CI_REQUESTS = "600"
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Chaos soak (docs/reliability.md): faults, outages and cancellations through one router
+    on loopback emulators; fails on any broken promise. By default the CI size (600 requests
+    on asyncio and on trio, plus the fault matrix); arguments after `--` override, e.g.
+    `nox -s soak -- --requests 10000 --backend asyncio --seed 1234`."""
+    session.install(*EDITABLE, "trio>=0.25")
+    session.run("python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, *session.posargs)

@@ -16,6 +16,8 @@ from orchestrator_gigachat.emulator import (
     TEST_AUTHORIZATION_KEY,
     ExpireTokens,
     GigaChatEmulator,
+    Stall,
+    WrongShape,
     answer_for,
     main,
 )
@@ -255,3 +257,42 @@ def test_command_line(capsys) -> None:
     assert "export GIGACHAT_BASE_URL=https://127.0.0.1:" in out
     assert f"export GIGACHAT_CREDENTIALS={TEST_AUTHORIZATION_KEY}" in out
     assert "GIGACHAT_CA_BUNDLE_FILE" in out
+
+
+CHAT = {"model": "GigaChat", "messages": [{"role": "user", "content": "one two three"}]}
+
+
+def test_stall_delays_one_call(client, emulator) -> None:
+    headers = bearer(client)
+    emulator.script(Stall(3.0))
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/api/v1/chat/completions", headers=headers, json=CHAT, timeout=0.1)
+    assert client.post("/api/v1/chat/completions", headers=headers, json=CHAT).status_code == 200
+
+
+def test_wrong_shape_plain_and_streamed(client, emulator) -> None:
+    headers = bearer(client)
+    emulator.script(WrongShape())
+    response = client.post("/api/v1/chat/completions", headers=headers, json=CHAT)
+    assert response.status_code == 200 and response.json() == {"choices": [None]}
+    emulator.script(WrongShape({"choices": [{"delta": "text"}]}, after_chunks=1))
+    streamed = client.post(
+        "/api/v1/chat/completions", headers=headers, json={**CHAT, "stream": True}
+    )
+    events = [e.removeprefix("data: ") for e in streamed.text.split("\n\n") if e]
+    parsed = [json.loads(e) for e in events[:-1]]
+    assert parsed[1] == {"choices": [{"delta": "text"}]}
+    rest = parsed[:1] + parsed[2:]
+    assert (
+        "".join(p["choices"][0]["delta"]["content"] for p in rest)
+        == (
+            answer_for(CHAT["messages"])[0]  # type: ignore[arg-type]
+        )
+    )
+
+
+def test_answer_prefix_names_the_instance() -> None:
+    app = GigaChatEmulator(answer_prefix="Second GigaChat")
+    with LoopbackServer(app) as running, httpx.Client(base_url=running.base_url) as http:
+        response = http.post("/api/v1/chat/completions", headers=bearer(http), json=CHAT)
+    assert response.json()["choices"][0]["message"]["content"] == "Second GigaChat: one two three"

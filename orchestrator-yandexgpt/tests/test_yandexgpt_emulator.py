@@ -192,3 +192,38 @@ def test_tokenize_and_embeddings(client: httpx.Client) -> None:
 def test_latency_applies_to_api_calls(client: httpx.Client, emulator: YandexGPTEmulator) -> None:
     emulator.latency = 0.01
     assert client.post("/foundationModels/v1/completion", json=BODY).status_code == 200
+
+
+STREAM = {**BODY, "completionOptions": {"stream": True}}
+
+
+def test_break_next_stream_drops_the_connection(
+    client: httpx.Client, emulator: YandexGPTEmulator
+) -> None:
+    emulator.break_next_stream(after_chunks=1)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/foundationModels/v1/completion", json=STREAM)
+    assert client.post("/foundationModels/v1/completion", json=STREAM).status_code == 200
+
+
+def test_wrong_shape_plain_and_streamed(client: httpx.Client, emulator: YandexGPTEmulator) -> None:
+    emulator.wrong_shape_next()
+    response = client.post("/foundationModels/v1/completion", json=BODY)
+    assert response.status_code == 200
+    assert response.json() == {"result": {"alternatives": [None]}}
+    emulator.wrong_shape_next_stream({"result": "text"}, after_chunks=1)
+    lines = [
+        json.loads(line)
+        for line in client.post("/foundationModels/v1/completion", json=STREAM).text.splitlines()
+    ]
+    assert lines[1] == {"result": "text"}
+    final = lines[-1]["result"]["alternatives"][0]
+    assert final["message"]["text"] == "Echo: ping pong"
+    assert final["status"] == "ALTERNATIVE_STATUS_FINAL"
+
+
+def test_stall_next_delays_one_call(client: httpx.Client, emulator: YandexGPTEmulator) -> None:
+    emulator.stall_next(3.0)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/foundationModels/v1/completion", json=BODY, timeout=0.1)
+    assert client.post("/foundationModels/v1/completion", json=BODY).status_code == 200

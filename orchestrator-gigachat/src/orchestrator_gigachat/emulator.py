@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
@@ -73,6 +73,8 @@ __all__ = [
     "NoDone",
     "Pass",
     "RecordedRequest",
+    "Stall",
+    "WrongShape",
     "answer_for",
     "config_for",
     "count_tokens",
@@ -131,15 +133,18 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-def answer_for(messages: Sequence[dict[str, Any]]) -> tuple[str, str]:
-    """The emulator's answer text and finish reason for ``messages`` (before max_tokens)."""
+def answer_for(
+    messages: Sequence[dict[str, Any]], prefix: str = "GigaChat emulator"
+) -> tuple[str, str]:
+    """The emulator's answer text (``"<prefix>: <last user message>"``) and finish reason
+    for ``messages`` (before max_tokens)."""
     last_user = next(
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
         "",
     )
     if BLACKLIST_TRIGGER in last_user:
         return BLACKLIST_ANSWER, "blacklist"
-    return f"GigaChat emulator: {last_user}", "stop"
+    return f"{prefix}: {last_user}", "stop"
 
 
 def _truncate(text: str, max_tokens: int) -> tuple[str, bool]:
@@ -209,13 +214,41 @@ class BreakStream:
     after_chunks: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Wait ``seconds`` before answering this call (a slow first byte), on top of
+    ``latency``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class WrongShape:
+    """Valid JSON of the wrong shape (by default ``{"choices": [null]}``): a plain call gets
+    it as its 200 body; a stream gets it as one ``data:`` event after ``after_chunks`` text
+    chunks, then the rest of the answer."""
+
+    payload: Any = field(default_factory=lambda: {"choices": [None]})
+    after_chunks: int = 1
+
+
 class EmulatedConnectionReset(Exception):
     """Raised inside a streamed body to make the server drop the connection."""
 
 
-Step = Fail | Pass | ExpireTokens | CutStream | MalformedLine | NoDone | BreakStream
-_StreamFault = CutStream | MalformedLine | NoDone | BreakStream
-_STREAM_FAULTS = (CutStream, MalformedLine, NoDone, BreakStream)
+Step = (
+    Fail
+    | Pass
+    | ExpireTokens
+    | Stall
+    | WrongShape
+    | CutStream
+    | MalformedLine
+    | NoDone
+    | BreakStream
+)
+_StreamFault = CutStream | MalformedLine | NoDone | BreakStream | WrongShape
+_STREAM_FAULTS = (CutStream, MalformedLine, NoDone, BreakStream, WrongShape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +282,7 @@ class GigaChatEmulator:
         tokens_per_chunk: int = 2,
         keepalive: bool = False,
         context_window: int = 32768,
+        answer_prefix: str = "GigaChat emulator",
     ) -> None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
@@ -271,6 +305,8 @@ class GigaChatEmulator:
         self.keepalive = keepalive
         #: Prompts longer than this many tokens get 413.
         self.context_window = context_window
+        #: Answers are ``"<answer_prefix>: <last user message>"`` (tell instances apart).
+        self.answer_prefix = answer_prefix
         #: While True every API call answers 503.
         self.outage = False
         #: While True the OAuth endpoint answers 503.
@@ -349,9 +385,9 @@ class GigaChatEmulator:
     def script(self, *steps: Step) -> None:
         """Queue what the next API calls do, one step per call, in order.
 
-        ``Fail``, ``Pass`` and ``ExpireTokens`` apply to any call; ``CutStream``,
-        ``MalformedLine``, ``NoDone`` and ``BreakStream`` to a streaming call (a plain call
-        treats them as ``Pass``).
+        ``Fail``, ``Pass``, ``ExpireTokens``, ``Stall`` and ``WrongShape`` apply to any call;
+        ``CutStream``, ``MalformedLine``, ``NoDone`` and ``BreakStream`` to a streaming call
+        (a plain call treats them as ``Pass``).
         """
         with self._lock:
             self._steps.extend(steps)
@@ -453,6 +489,8 @@ class GigaChatEmulator:
             step = self._steps.popleft() if self._steps else None
         if self.latency:
             await anyio.sleep(self.latency)
+        if isinstance(step, Stall):
+            await anyio.sleep(step.seconds)
         if self.outage:
             return body, self._error(request, 503)
         if isinstance(step, Fail):
@@ -593,7 +631,7 @@ class GigaChatEmulator:
         prompt_tokens = sum(count_tokens(str(m.get("content") or "")) + 1 for m in messages)
         if prompt_tokens > self.context_window:
             return self._error(request, 413, "Payload too large")
-        text, finish = answer_for(messages)
+        text, finish = answer_for(messages, self.answer_prefix)
         max_tokens = data.get("max_tokens")
         if isinstance(max_tokens, int):
             text, cut = _truncate(text, max_tokens)
@@ -622,6 +660,8 @@ class GigaChatEmulator:
             events = self._events(text, finish, usage, model, created, fault)
             headers["Cache-Control"] = "no-store"
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        if isinstance(outcome, WrongShape):
+            return JSONResponse(outcome.payload, headers=headers)
         return JSONResponse(
             {
                 "choices": [
@@ -668,6 +708,8 @@ class GigaChatEmulator:
                 raise EmulatedConnectionReset("emulated connection reset (BreakStream fault)")
             if isinstance(fault, MalformedLine) and index == fault.after_chunks:
                 yield 'data: {"choices": [{"delta": {"content": \n\n'
+            if isinstance(fault, WrongShape) and index == fault.after_chunks:
+                yield f"data: {json.dumps(fault.payload)}\n\n"
             if index and self.chunk_delay:
                 await anyio.sleep(self.chunk_delay)
             if index and self.keepalive:

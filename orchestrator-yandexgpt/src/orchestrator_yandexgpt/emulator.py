@@ -15,8 +15,8 @@ any IAM token it issued, in folder :data:`TEST_FOLDER_ID`; the OAuth token
 The answer is deterministic: ``"Echo: "`` and the words of the last user message (the same
 text for plain and streamed calls), one token per word. Faults are scripted with the
 :class:`~orchestrator.testing.scripting.ScriptableApp` methods plus the YandexGPT-specific
-ones below (malformed line, error line, ``CONTENT_FILTER``, ``TRUNCATED_FINAL``, IAM
-expiry, failed operations).
+ones below (malformed line, error line, dropped connection, wrong-shape JSON, a stalled
+answer, ``CONTENT_FILTER``, ``TRUNCATED_FINAL``, IAM expiry, failed operations).
 
     from orchestrator.testing import LoopbackServer
     from orchestrator_yandexgpt import YandexGPTProvider
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from orchestrator.testing import LoopbackServer
 
 __all__ = [
+    "EmulatedConnectionReset",
     "TEST_API_KEY",
     "TEST_FOLDER_ID",
     "TEST_IAM_TOKEN",
@@ -115,10 +116,15 @@ class _Fault:
 
 @dataclass(slots=True)
 class _StreamFault:
-    kind: Literal["cut", "malformed", "error"]
+    kind: Literal["cut", "malformed", "error", "break", "shape"]
     after_chunks: int
     grpc_code: int = 13
     message: str = ""
+    payload: Any = None
+
+
+class EmulatedConnectionReset(Exception):
+    """Raised inside a streamed body to make the server drop the connection."""
 
 
 @dataclass(slots=True)
@@ -178,6 +184,8 @@ class YandexGPTEmulator:
         self._faults: deque[_Fault] = deque()
         self._iam_faults: deque[_Fault] = deque()
         self._stream_faults: deque[_StreamFault] = deque()
+        self._stalls: deque[float] = deque()
+        self._shapes: deque[Any] = deque()
         self._statuses: deque[str] = deque()
         self._chunk_plans: deque[list[int]] = deque()
         self._operation_errors: deque[tuple[int, str]] = deque()
@@ -215,6 +223,8 @@ class YandexGPTEmulator:
                 self._faults,
                 self._iam_faults,
                 self._stream_faults,
+                self._stalls,
+                self._shapes,
                 self._statuses,
                 self._chunk_plans,
                 self._operation_errors,
@@ -265,6 +275,37 @@ class YandexGPTEmulator:
         """Send an ``{"error": {...}}`` line in the next stream after ``after_chunks`` lines."""
         with self._lock:
             self._stream_faults.append(_StreamFault("error", after_chunks, grpc_code, message))
+
+    def break_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
+        """Drop the connection of the next ``times`` streams after ``after_chunks`` lines,
+        mid-body (the client sees an incomplete chunked read, like a reset; uvicorn logs
+        the emulated reset as an application error)."""
+        with self._lock:
+            for _ in range(times):
+                self._stream_faults.append(_StreamFault("break", after_chunks))
+
+    def wrong_shape_next_stream(self, payload: Any = None, *, after_chunks: int = 1) -> None:
+        """Send valid JSON of the wrong shape as one line of the next stream after
+        ``after_chunks`` lines (default ``{"result": {"alternatives": [null]}}``), then the
+        rest of the answer."""
+        if payload is None:
+            payload = {"result": {"alternatives": [None]}}
+        with self._lock:
+            self._stream_faults.append(_StreamFault("shape", after_chunks, payload=payload))
+
+    def wrong_shape_next(self, payload: Any = None) -> None:
+        """Answer the next plain completion 200 with valid JSON of the wrong shape
+        (default ``{"result": {"alternatives": [null]}}``)."""
+        if payload is None:
+            payload = {"result": {"alternatives": [None]}}
+        with self._lock:
+            self._shapes.append(payload)
+
+    def stall_next(self, seconds: float, *, times: int = 1) -> None:
+        """Wait ``seconds`` before answering the next ``times`` API calls (a slow first
+        byte), on top of ``latency``."""
+        with self._lock:
+            self._stalls.extend([seconds] * times)
 
     def finish_next(self, status: Literal["CONTENT_FILTER", "TRUNCATED_FINAL"]) -> None:
         """End the next completion with ``ALTERNATIVE_STATUS_<status>``: a refusal text, or
@@ -373,6 +414,7 @@ class YandexGPTEmulator:
         with self._lock:
             self._request_count += 1
             fault = self._faults.popleft() if self._faults else None
+            stall = self._stalls.popleft() if self._stalls else 0.0
         if raw:
             try:
                 body = json.loads(raw)
@@ -388,6 +430,8 @@ class YandexGPTEmulator:
         )
         if self.latency > 0:
             await anyio.sleep(self.latency)
+        if stall > 0:
+            await anyio.sleep(stall)
         if self.outage:
             raise _Reject(self._error(503))
         if fault is not None:
@@ -523,6 +567,10 @@ class YandexGPTEmulator:
             options = body.get("completionOptions") or {}
             if options.get("stream") is True:
                 return StreamingResponse(self._stream_lines(answer), media_type="application/json")
+            with self._lock:
+                shape = self._shapes.popleft() if self._shapes else None
+            if shape is not None:
+                return JSONResponse(shape, headers={"x-request-id": str(uuid.uuid4())})
             result = self._result(answer, answer.text, answer.status, len(answer.pieces))
             return JSONResponse({"result": result}, headers={"x-request-id": str(uuid.uuid4())})
 
@@ -541,9 +589,14 @@ class YandexGPTEmulator:
             bounds.append(position)
         else:
             bounds.extend(range(position + 1, len(answer.pieces)))
+        shape = fault if fault is not None and fault.kind == "shape" else None
+        if shape is not None:
+            fault = None
         for sent, bound in enumerate(bounds):
             if fault is not None and sent == fault.after_chunks:
                 break
+            if shape is not None and sent == shape.after_chunks:
+                yield json.dumps(shape.payload).encode() + b"\n"
             text = "".join(answer.pieces[:bound])
             line = {"result": self._result(answer, text, "ALTERNATIVE_STATUS_PARTIAL", bound)}
             yield json.dumps(line, ensure_ascii=False).encode() + b"\n"
@@ -552,6 +605,8 @@ class YandexGPTEmulator:
         if fault is not None:
             if fault.kind == "malformed":
                 yield b'{"result": {"alternatives": [\n'
+            elif fault.kind == "break":
+                raise EmulatedConnectionReset("emulated connection reset (break_next_stream)")
             elif fault.kind == "error":
                 status = next((h for h, g in _HTTP_TO_GRPC.items() if g == fault.grpc_code), 500)
                 line = {
