@@ -113,7 +113,9 @@ def server() -> Iterator[LoopbackServer]:
 
 @pytest.fixture
 def provider(server: LoopbackServer) -> EchoProvider:
-    return EchoProvider(ProviderConfig(name="echo", base_url=server.base_url, max_retries=0))
+    return EchoProvider(
+        ProviderConfig(name="echo", base_url=server.base_url, max_retries=0, http_transport="httpx")
+    )
 
 
 def pool(provider: BaseProvider) -> httpcore.AsyncConnectionPool:
@@ -340,7 +342,9 @@ def test_loops_closed_without_shutdown_are_not_kept_alive(server: LoopbackServer
     """Defect 16: ``loop.close()`` without ``shutdown_asyncgens()`` used to keep the loop,
     its client and its connection alive for good. The loop's clients are released (their
     sockets closed, without a ResourceWarning) as the loop closes."""
-    provider = EchoProvider(ProviderConfig(name="echo", base_url=server.base_url))
+    provider = EchoProvider(
+        ProviderConfig(name="echo", base_url=server.base_url, http_transport="httpx")
+    )
     loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
     clients: list[weakref.ref[httpx.AsyncClient]] = []
 

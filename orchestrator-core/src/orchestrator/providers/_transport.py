@@ -36,6 +36,8 @@ request needs, in one place:
 from __future__ import annotations
 
 import contextlib
+import sys
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,7 +46,14 @@ import httpx
 if TYPE_CHECKING:
     import httpcore
 
-__all__ = ["ProviderTransport", "close_abandoned", "pool_of", "wrap_transports"]
+__all__ = [
+    "AiohttpTransport",
+    "ProviderTransport",
+    "close_abandoned",
+    "pool_of",
+    "use_aiohttp",
+    "wrap_transports",
+]
 
 
 class _Body(httpx.AsyncByteStream):
@@ -188,10 +197,120 @@ def wrap_transports(client: httpx.AsyncClient) -> None:
     }
 
 
+def use_aiohttp(client: httpx.AsyncClient) -> None:
+    """Swap ``client``'s transport, httpx's own, for an aiohttp one with the same TLS
+    context (CA bundle, client certificate, verification) and pool limits. Mounted
+    transports (proxies) keep httpx's. Call it on asyncio only."""
+    transport = client._transport
+    pool = pool_of(transport)
+    if type(transport) is not httpx.AsyncHTTPTransport or pool is None:
+        return
+    from httpx_aiohttp import AiohttpTransport as HttpxAiohttpTransport
+
+    limit = pool._max_connections
+    inner = HttpxAiohttpTransport(
+        # The context httpx built from the client's verify= and cert=.
+        verify=pool._ssl_context if pool._ssl_context is not None else True,
+        trust_env=False,
+        limits=httpx.Limits(
+            max_connections=None if limit == sys.maxsize else limit,
+            keepalive_expiry=pool._keepalive_expiry,
+        ),
+        retries=pool._retries,
+    )
+    client._transport = AiohttpTransport(inner)
+
+
+def _corrected(exc: httpx.TransportError) -> httpx.TransportError:
+    """httpx-aiohttp 0.2 maps every ``aiohttp.ClientConnectionError`` that is not a timeout
+    to ``httpx.ConnectTimeout``: a refused certificate or a server that hung up would read as
+    "timed out, raise the timeout". Give them the class httpx's own transport gives."""
+    import aiohttp
+
+    cause = exc.__cause__
+    if not isinstance(exc, httpx.ConnectTimeout) or isinstance(cause, aiohttp.ServerTimeoutError):
+        return exc
+    corrected: httpx.TransportError
+    if isinstance(cause, aiohttp.ClientConnectorError):  # refused, unreachable, TLS failed
+        corrected = httpx.ConnectError(str(exc))
+    elif isinstance(cause, aiohttp.ServerDisconnectedError):
+        corrected = httpx.RemoteProtocolError(str(exc))
+    else:  # a reset while sending or reading
+        corrected = httpx.ReadError(str(exc))
+    corrected.__cause__ = cause
+    return corrected
+
+
+class _AiohttpStream(httpx.AsyncByteStream):
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except httpx.TransportError as exc:
+            raise _corrected(exc) from exc.__cause__
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx-aiohttp's transport (``inner``), with its errors corrected (asyncio only)."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        #: The ``httpx_aiohttp.AiohttpTransport``; its ``client`` is the aiohttp session.
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise _corrected(exc) from exc.__cause__
+        response.stream = _AiohttpStream(response.stream)  # type: ignore[arg-type]
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _socket_transport(transport: Any) -> Any:
+    """The socket transport under an asyncio TLS transport (itself otherwise)."""
+    while hasattr(transport, "_ssl_protocol"):
+        transport = transport._ssl_protocol._transport
+    return transport
+
+
+def _aiohttp_transports(transport: Any) -> list[Any]:
+    """The asyncio transports of an httpx-aiohttp transport's connections; marks its
+    connector closed (it cannot close them itself once its loop is closed)."""
+    if isinstance(transport, AiohttpTransport):
+        transport = transport.inner
+    connector = getattr(getattr(transport, "client", None), "connector", None)
+    if connector is None or not hasattr(connector, "_conns"):
+        return []
+    protocols = [proto for conns in connector._conns.values() for proto, _ in conns]
+    protocols += list(getattr(connector, "_acquired", ()))
+    with contextlib.suppress(Exception):
+        connector._close()  # on a closed loop: only marks it closed
+    return [
+        _socket_transport(proto.transport)
+        for proto in protocols
+        if getattr(proto, "transport", None) is not None
+    ]
+
+
 def _asyncio_transports(client: httpx.AsyncClient) -> list[Any]:
     """The asyncio socket transports of ``client``'s pooled connections."""
     found = []
     for transport in [client._transport, *client._mounts.values()]:
+        inner = transport.inner if isinstance(transport, ProviderTransport) else transport
+        found += _aiohttp_transports(inner)
         pool = pool_of(transport) if transport is not None else None
         for connection in pool.connections if pool is not None else ():
             # AsyncHTTPConnection -> AsyncHTTP11Connection -> httpcore's AnyIOStream ->

@@ -37,6 +37,7 @@ from orchestrator._secrets import get_logger
 from orchestrator.config import ProviderConfig
 from orchestrator.errors import (
     AuthenticationError,
+    ConfigurationError,
     InvalidRequestError,
     ProviderError,
     ProviderTimeoutError,
@@ -113,6 +114,23 @@ def _loop_key() -> object:
 
         return trio.lowlevel.current_root_task()
     return asyncio.get_running_loop()
+
+
+def _wants_aiohttp(config: ProviderConfig) -> bool:
+    """Whether ``config.http_transport`` asks for aiohttp (and it can be had)."""
+    choice = config.http_transport
+    if choice == "httpx":
+        return False
+    import importlib.util
+
+    installed = importlib.util.find_spec("httpx_aiohttp") is not None
+    if choice == "aiohttp" and not installed:
+        raise ConfigurationError(
+            f"Provider {config.name!r} has http_transport='aiohttp' but the aiohttp transport "
+            "is not installed: pip install 'orchestrator-core[aiohttp]', or set "
+            "http_transport='auto' (aiohttp when installed) or 'httpx'"
+        )
+    return installed
 
 
 @dataclass(slots=True, weakref_slot=True, eq=False)
@@ -237,6 +255,9 @@ class BaseProvider(abc.ABC):
         self._transport = transport
         self._loops: dict[int, _LoopState] = {}
         self._loops_lock = threading.Lock()
+        #: Send through aiohttp on asyncio (``config.http_transport``); never on trio, and
+        #: never instead of a transport given here.
+        self._aiohttp = transport is None and _wants_aiohttp(self.config)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -351,9 +372,11 @@ class BaseProvider(abc.ABC):
                 return client
         else:
             state = self._new_loop_state(key)
-        from orchestrator.providers._transport import wrap_transports
+        from orchestrator.providers._transport import use_aiohttp, wrap_transports
 
         client = self._create_http_client()
+        if self._aiohttp and _sniffio_local.name != "trio":
+            use_aiohttp(client)
         wrap_transports(client)
         state.client = client
         return client
