@@ -80,7 +80,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite on asyncio and trio, with coverage >= 90% for each package."""
-    session.install(*EDITABLE, *DEV)
+    # The aiohttp extra: its transport's tests and the contract kit over it run too.
+    session.install(*EDITABLE, "-e", "./orchestrator-core[testing,aiohttp]", *DEV)
     session.run(
         "coverage",
         "run",

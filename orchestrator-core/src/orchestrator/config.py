@@ -8,7 +8,8 @@ while ``repr(config)``, ``config.model_dump()`` and JSON show ``***``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self
+import os
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -108,6 +109,15 @@ class ProviderConfig(BaseModel):
         ge=0,
         le=600,
         description="Longest wait between retries; a longer Retry-After fails over instead.",
+    )
+    http_transport: Literal["httpx", "aiohttp", "auto"] = Field(
+        default_factory=lambda: os.environ.get("ORCHESTRATOR_HTTP_TRANSPORT", "httpx"),
+        validate_default=True,
+        description=(
+            "HTTP transport on asyncio: `httpx` (httpx's own), `aiohttp` (needs the "
+            "`orchestrator-core[aiohttp]` extra) or `auto` (aiohttp when installed); trio "
+            "always uses httpx's. Default: `$ORCHESTRATOR_HTTP_TRANSPORT`, else `httpx`."
+        ),
     )
 
     def upgrade(self, config_class: type[ProviderConfig]) -> ProviderConfig:
