@@ -365,3 +365,42 @@ def test_loops_closed_without_shutdown_are_not_kept_alive(server: LoopbackServer
     assert sum(ref() is not None for ref in loops) == 0
     assert sum(ref() is not None for ref in clients) == 0
     assert provider._loops == {}
+
+
+# -- a cancelled TLS handshake leaves no socket open (found by the soak) -------------------
+
+
+@pytest.mark.parametrize("cancel", ["anyio scope", "asyncio.wait_for"])
+async def test_a_handshake_cancelled_midway_closes_its_socket(
+    cancel: str, anyio_backend: str
+) -> None:
+    if cancel == "asyncio.wait_for" and anyio_backend != "asyncio":
+        pytest.skip("native asyncio cancellation")
+    accepted = anyio.Event()
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:  # never answers a ClientHello
+        accepted.set()
+        async with stream:
+            await anyio.sleep(60)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610
+    provider = EchoProvider(ProviderConfig(name="tls", base_url=f"https://127.0.0.1:{port}"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, silent)
+        for _ in range(ROUNDS):
+            if cancel == "anyio scope":
+                with anyio.move_on_after(0.05):
+                    await provider.generate("x")
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(provider.generate("x"), 0.05)  # noqa: TID251
+        assert accepted.is_set(), "the handshake was never started"
+        await provider.aclose()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+        leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+        assert not leaks, [str(w.message) for w in leaks]
+        tg.cancel_scope.cancel()
+    await listener.aclose()

@@ -31,6 +31,14 @@ request needs, in one place:
   the provider's overhead. It needs httpcore's pool (an ``httpx.AsyncHTTPTransport``);
   other transports (a ``MockTransport``, the aiohttp transport, which is asyncio-native)
   are passed through.
+
+* **No socket left open by a cancelled TLS handshake.** httpcore's ``start_tls`` closes the
+  TCP stream when the handshake raises an ``Exception``, but not when it is cancelled (a
+  ``BaseException``), and nothing else closes it: the socket is left to the garbage
+  collector (a ResourceWarning; found by the soak, with anyio scopes as well as asyncio's
+  ``wait_for``, on both backends). The pool's network backend is wrapped so each new
+  stream's ``start_tls`` closes it, shielded, whatever ends the handshake; the stream itself
+  is httpcore's own, so reads and writes pay nothing.
 """
 
 from __future__ import annotations
@@ -151,6 +159,38 @@ class _ResponseStream(httpx.AsyncByteStream):
                 await _repair(self._pool, request)
 
 
+class _ClosingBackend:
+    """httpcore's network backend, with streams whose ``start_tls`` closes them however the
+    handshake ends (see the module docstring)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    @staticmethod
+    def _guarded(stream: Any) -> Any:
+        start_tls = stream.start_tls
+
+        async def closing_start_tls(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await start_tls(*args, **kwargs)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                raise
+
+        stream.start_tls = closing_start_tls  # an instance attribute shadows the method
+        return stream
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
+        return self._guarded(await self._inner.connect_tcp(*args, **kwargs))
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
+        return self._guarded(await self._inner.connect_unix_socket(*args, **kwargs))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
 class ProviderTransport(httpx.AsyncBaseTransport):
     """Wraps a provider client's transport: plain request bodies, and a pool that survives
     native asyncio cancellation (see the module docstring)."""
@@ -161,6 +201,9 @@ class ProviderTransport(httpx.AsyncBaseTransport):
         #: The wrapped transport.
         self.inner = inner
         self._pool = pool_of(inner)
+        backend = getattr(self._pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _ClosingBackend):
+            self._pool._network_backend = _ClosingBackend(backend)  # type: ignore[union-attr]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # An empty body (a GET) is never iterated, so it keeps httpx's own stream.
