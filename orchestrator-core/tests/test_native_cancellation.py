@@ -404,3 +404,28 @@ async def test_a_handshake_cancelled_midway_closes_its_socket(
         assert not leaks, [str(w.message) for w in leaks]
         tg.cancel_scope.cancel()
     await listener.aclose()
+
+
+@asyncio_only
+async def test_a_second_cancellation_inside_the_shielded_close_leaves_no_queued_request(
+    provider: EchoProvider,
+) -> None:
+    """httpcore closes a response under its shield, then dequeues its request; a native
+    cancellation inside the shield skips the dequeue (found by the soak at 10,000)."""
+    client = provider.http_client()
+    for _ in range(ROUNDS):
+        response = await client.send(
+            client.build_request("POST", "/stream", json={"p": "stall"}), stream=True
+        )
+        pool_stream = response.stream._stream._inner._httpcore_stream  # type: ignore[attr-defined]
+        connection_stream = pool_stream._stream
+
+        async def cancelled_close(close: Any = connection_stream.aclose) -> None:
+            await close()  # the connection closes...
+            raise asyncio.CancelledError  # ...and a second cancellation lands right after
+
+        connection_stream.aclose = cancelled_close
+        with pytest.raises(asyncio.CancelledError):
+            await response.aclose()
+    assert_pool_idle(provider)
+    assert await chat(provider, "after") == "echo after"

@@ -47,13 +47,13 @@ from orchestrator.events import RequestInfo, UsageCallback, UsageEvent
 from orchestrator.health import BreakerConfig, CircuitBreaker, HealthStats, ProviderSlot
 from orchestrator.limits import LimitState, ProviderLimits
 from orchestrator.pricing import PriceTable
-from orchestrator.providers.base import BaseProvider
 from orchestrator.retry import retries_managed_by_caller
 from orchestrator.types import Chunk, Completion, GenerationParams, Message, coerce_messages
 
 if TYPE_CHECKING:
     from orchestrator.events import Outcome
     from orchestrator.plugins import PluginRegistry
+    from orchestrator.providers.base import BaseProvider
     from orchestrator.strategies import Strategy
 
 # RequestInfo and UsageEvent live in orchestrator.events; re-exported for older imports.
@@ -184,6 +184,8 @@ class Router:
         in-flight requests and per-minute requests/tokens; ``prices`` overrides the
         provider's price table; ``budget`` (roubles) stops traffic once spent.
         """
+        from orchestrator.providers.base import BaseProvider  # its config model costs at import
+
         if not isinstance(provider, BaseProvider):
             raise TypeError(f"add_provider() needs a BaseProvider, got {type(provider).__name__}")
         name = provider.config.name

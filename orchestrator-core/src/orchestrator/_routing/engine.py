@@ -28,7 +28,6 @@ from orchestrator.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from orchestrator.providers.base import map_transport_error
 
 if TYPE_CHECKING:
     from orchestrator.health import ProviderSlot
@@ -79,6 +78,10 @@ def classify(slot: ProviderSlot, exc: BaseException) -> ProviderError | None:
     if isinstance(exc, ProviderError):
         error = exc
     elif isinstance(exc, Exception):
+        # Imported here: the httpx exception map is needed only once something failed, and
+        # `from orchestrator import Router` should not pay for importing it.
+        from orchestrator.providers.base import map_transport_error
+
         mapped = map_transport_error(exc, slot.name)
         if mapped is None:
             return None  # a plugin's bug

@@ -153,9 +153,14 @@ class _ResponseStream(httpx.AsyncByteStream):
             # httpx's stream -> httpcore's PoolByteStream -> its pool request.
             request = getattr(getattr(self._inner, "_httpcore_stream", None), "_pool_request", None)
             connection = getattr(request, "connection", None)
-            # A closed HTTP/1.1 response leaves its connection idle (reusable) or closed;
-            # anything else means a cancellation cut httpcore's clean-up short.
-            if connection is not None and not (connection.is_idle() or connection.is_closed()):
+            # A closed HTTP/1.1 response leaves its connection idle (reusable) or closed and
+            # its request out of the queue; anything else means a cancellation cut
+            # httpcore's clean-up short (a second native cancellation inside its shielded
+            # close skips the dequeue, and the request would sit in the pool for good).
+            if request is not None and (
+                request in self._pool._requests
+                or (connection is not None and not (connection.is_idle() or connection.is_closed()))
+            ):
                 await _repair(self._pool, request)
 
 
