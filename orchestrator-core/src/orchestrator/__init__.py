@@ -97,7 +97,7 @@ _LAZY = {
     "UsageEvent": "orchestrator.events",
     "Chunk": "orchestrator.types",
     "Completion": "orchestrator.types",
-    "GenerationParams": "orchestrator.types",
+    "GenerationParams": "orchestrator.params",
     "Message": "orchestrator.types",
     "Usage": "orchestrator.types",
     **dict.fromkeys(

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from orchestrator.types import GenerationParams, Message, Usage
+if TYPE_CHECKING:
+    from orchestrator.params import GenerationParams
+    from orchestrator.types import Message, Usage
 
 __all__ = ["Outcome", "RequestInfo", "UsageCallback", "UsageEvent"]
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -244,6 +242,8 @@ def _decimal(value: Any, where: str) -> Decimal | None:
 def parse_price_list(text: str, origin: str = "<string>") -> PriceList:
     """A :class:`PriceList` from the TOML of a ``prices.toml`` (format: see
     ``docs/concepts.md``, "Usage and cost"). Raises ``ValueError`` naming the bad entry."""
+    import tomllib  # here, not at import: a router that never loads a price list skips it
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -303,6 +303,8 @@ def parse_price_list(text: str, origin: str = "<string>") -> PriceList:
 
 def load_price_list(package: str, resource: str = "prices.toml") -> PriceList:
     """The price list a plugin ships as package data (``package/resource``)."""
+    from importlib import resources
+
     text = resources.files(package).joinpath(resource).read_text(encoding="utf-8")
     return parse_price_list(text, f"{package}/{resource}")
 

@@ -48,10 +48,11 @@ from orchestrator.health import BreakerConfig, CircuitBreaker, HealthStats, Prov
 from orchestrator.limits import LimitState, ProviderLimits
 from orchestrator.pricing import PriceTable
 from orchestrator.retry import retries_managed_by_caller
-from orchestrator.types import Chunk, Completion, GenerationParams, Message, coerce_messages
+from orchestrator.types import Chunk, Completion, Message, coerce_messages
 
 if TYPE_CHECKING:
     from orchestrator.events import Outcome
+    from orchestrator.params import GenerationParams
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
     from orchestrator.strategies import Strategy
@@ -68,7 +69,11 @@ MessagesInput = str | Iterable[Message | Mapping[str, Any]]
 def _coerce_params(
     params: GenerationParams | Mapping[str, Any] | None,
 ) -> GenerationParams | None:
-    if params is None or isinstance(params, GenerationParams):
+    if params is None:
+        return None
+    from orchestrator.params import GenerationParams
+
+    if isinstance(params, GenerationParams):
         return params
     return GenerationParams(**params)
 

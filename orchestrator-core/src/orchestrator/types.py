@@ -2,7 +2,8 @@
 
 ``Message``, ``Usage``, ``Completion`` and ``Chunk`` are slotted dataclasses (they are on the
 hot path of every call); ``GenerationParams`` is a pydantic model because it validates user
-input before any network call.
+input before any network call. It lives in :mod:`orchestrator.params` and is imported from
+here on first use, so ``from orchestrator import Router`` does not build a pydantic model.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+if TYPE_CHECKING:
+    from orchestrator.params import GenerationParams
+
 
 __all__ = [
     "Chunk",
@@ -92,33 +95,6 @@ def coerce_messages(
     return tuple(result)
 
 
-class GenerationParams(BaseModel):
-    """Sampling parameters, validated on creation and on assignment.
-
-    Defaults: ``temperature=0.7``, ``max_tokens=1000``, ``top_p=1.0``, ``stop=None``.
-    Providers map them to their vendor's names and ranges and say what they change
-    (e.g. GigaChat needs ``temperature > 0``; YandexGPT accepts at most 1).
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
-
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
-    max_tokens: int = Field(
-        default=1000, ge=1, le=1_000_000, description="Upper bound on generated tokens."
-    )
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    stop: list[str] | None = Field(
-        default=None, max_length=16, description="Sequences that end generation."
-    )
-
-    @field_validator("stop")
-    @classmethod
-    def _non_empty_stops(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not s for s in value):
-            raise ValueError("stop sequences must be non-empty strings")
-        return value
-
-
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts exactly as the vendor reported them (never re-estimated)."""
@@ -167,3 +143,11 @@ class Chunk:
     request_id: str | None = None
     #: Cost in roubles of the whole stream, set by the router on the last chunk.
     cost: Decimal | None = None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GenerationParams":
+        from orchestrator.params import GenerationParams
+
+        return GenerationParams
+    raise AttributeError(f"module 'orchestrator.types' has no attribute {name!r}")
