@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import anyio
 
@@ -188,9 +188,9 @@ def parse_completion(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class EventFields:
-    """What one SSE event of a chat stream carries."""
+class EventFields(NamedTuple):
+    """What one SSE event of a chat stream carries (a named tuple: built once per event, it
+    costs a third of a frozen dataclass)."""
 
     text: str
     #: GigaChat's raw finish reason (None until the last event).

@@ -182,14 +182,15 @@ class Alternative:
     usage: Usage | None
 
 
-def parse_alternative(result: Any) -> Alternative | None:
+def parse_alternative(result: Any, *, usage: bool = True) -> Alternative | None:
     """``alternatives[0]`` of a ``result`` object, or None for any other shape (a message
-    that is not an object, a text or status that is not a string...)."""
+    that is not an object, a text or status that is not a string...). ``usage=False``
+    skips reading the token counts (a stream reads them from its final line only)."""
     try:
         alternative = result["alternatives"][0]
         text = alternative["message"].get("text")
         status = alternative.get("status")
-        usage = result.get("usage")
+        counts = result.get("usage") if usage else None
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
     if text is None:
@@ -198,7 +199,7 @@ def parse_alternative(result: Any) -> Alternative | None:
         status = ""
     if not isinstance(text, str) or not isinstance(status, str):
         return None
-    return Alternative(text, status, _usage(usage))
+    return Alternative(text, status, _usage(counts) if usage else None)
 
 
 def parse_completion(
@@ -650,7 +651,8 @@ class YandexGPTProvider(BaseProvider):
                     what="YandexGPT stream",
                 )
             result = data.get("result", data)
-            alternative = parse_alternative(result)
+            # Every line repeats the usage so far; only the final line's is reported.
+            alternative = parse_alternative(result, usage=False)
             if alternative is None:
                 raise self._stream_error(
                     f"sent a line without a text alternatives[0].message "
@@ -672,7 +674,7 @@ class YandexGPTProvider(BaseProvider):
                     provider=self.name,
                     model=self.model_uri,
                     finish_reason=_FINISH[status],
-                    usage=alternative.usage,
+                    usage=_usage(result.get("usage")),
                     request_id=request_id,
                 )
                 # Read to the end of the body (the API closes it after the final line) so
