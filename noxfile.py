@@ -72,8 +72,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on every package's source."""
-    session.install(*EDITABLE, "mypy>=1.13", "trio>=0.25", "pytest>=8.2")
+    """mypy --strict on every package's source (with the aiohttp extra, which it imports)."""
+    session.install(
+        *EDITABLE, "-e", "./orchestrator-core[aiohttp]", "mypy>=1.13", "trio>=0.25", "pytest>=8.2"
+    )
     session.run("mypy", "--strict")
 
 
