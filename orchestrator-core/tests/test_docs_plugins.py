@@ -12,7 +12,6 @@ import shlex
 import subprocess
 import sys
 import tomllib
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ import anyio
 import pytest
 
 from orchestrator import hookspecs
-from orchestrator.plugins import PluginLoadWarning
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "plugins"
@@ -71,9 +69,7 @@ async def _run(code: str, namespace: dict[str, Any], filename: str) -> None:
 def run_snippet(block: Block, namespace: dict[str, Any], path: Path) -> str:
     """Run a block (top-level ``await`` allowed) and check ``print(...)  # expected`` lines."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), warnings.catch_warnings():
-        # Other installed plugins failing to load must not break the guide's examples.
-        warnings.simplefilter("ignore", PluginLoadWarning)
+    with contextlib.redirect_stdout(out):
         anyio.run(_run, block.code, namespace, f"{path.name}:{block.line}")
     printed = out.getvalue()
     for expected in re.findall(r"^\s*print\(.*\)\s+# (.+)$", block.code, re.M):

@@ -316,14 +316,11 @@ def _after_answer(args: argparse.Namespace, provider: str, usage_line: str) -> N
 
 def cmd_providers(args: argparse.Namespace) -> int:
     import json
-    import warnings
 
-    from orchestrator.plugins import PluginLoadWarning, default_registry
+    from orchestrator.plugins import default_registry
 
     registry = default_registry()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PluginLoadWarning)  # shown below instead
-        registry.load()
+    registry.load()  # never raises: a plugin that fails to load is listed below
     infos = sorted(registry.providers.values(), key=lambda i: i.name)
     if args.json:
         print(
@@ -378,15 +375,12 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
 def cmd_prices(args: argparse.Namespace) -> int:
     import json
-    import warnings
 
-    from orchestrator.plugins import PluginLoadWarning, default_registry
+    from orchestrator.plugins import default_registry
     from orchestrator.pricing import describe_prices
 
     registry = default_registry()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PluginLoadWarning)  # `orchestrator providers` shows them
-        registry.load()
+    registry.load()  # never raises: `orchestrator providers` shows load failures
     infos = sorted(registry.providers.values(), key=lambda i: i.name)
     if args.provider:
         infos = [registry.provider_info(name) for name in args.provider]

@@ -73,14 +73,10 @@ def start_emulator(
     """Serve ``vendor``'s emulator on loopback; returns the running server, the app (to
     script faults) and a config pointed at it (None when the plugin has no ``config_for``).
     """
-    import warnings
-
-    from orchestrator.plugins import PluginLoadWarning, default_registry
+    from orchestrator.plugins import default_registry
 
     registry = registry or default_registry()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PluginLoadWarning)
-        info = registry.provider_info(vendor)
+    info = registry.provider_info(vendor)
     spec = info.cls.emulator
     if not spec:
         raise ConfigurationError(
