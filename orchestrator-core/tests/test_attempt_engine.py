@@ -534,3 +534,34 @@ async def test_all_providers_failed_keeps_its_type_through_a_cancel_scope() -> N
         await router.chat("refused at once")
     assert type(info.value) is AllProvidersFailedError
     assert info.value.attempts[0].skipped
+
+
+# -- a per-request model (issue 12, item 4) -------------------------------------------------
+
+
+class Switches(MockProvider):
+    """A provider that can answer from another model per request."""
+
+    supports_model_override = True
+
+    async def chat(
+        self, messages: Sequence[Message], params: GenerationParams | None = None
+    ) -> Completion:
+        completion = await super().chat(messages, params)
+        model = params.model if params is not None and params.model else self.config.model
+        return Completion(completion.text, self.name, model, usage=completion.usage)
+
+
+async def test_a_per_request_model_goes_only_to_providers_that_can_switch() -> None:
+    router = Router(strategy="first-available")
+    fixed = mock("fixed")
+    router.add_provider(fixed)
+    router.add_provider(Switches(MockConfig(name="switches")))
+    completion = await router.chat("x", {"model": "big-1"})
+    assert (completion.provider, completion.model) == ("switches", "big-1")
+    assert fixed.calls == 0  # refused before any call, not answered from its own model
+    router.remove_provider("switches")
+    with pytest.raises(AllProvidersFailedError, match="cannot switch models per request"):
+        await router.chat("x", {"model": "big-1"})
+    assert fixed.calls == 0
+    assert (await router.chat("x")).model == "mock-1"

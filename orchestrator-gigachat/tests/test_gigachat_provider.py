@@ -92,6 +92,16 @@ async def test_a_changed_config_model_reaches_the_wire(
     assert last_body(emulator)["model"] == "GigaChat-2-Max" == chunks[-1].model
 
 
+async def test_a_per_request_model_reaches_the_wire(provider: GigaChatProvider, emulator) -> None:
+    params = GenerationParams(model="GigaChat-2-Pro")
+    completion = await provider.chat(HELLO, params)
+    assert last_body(emulator)["model"] == "GigaChat-2-Pro" == completion.model
+    chunks = await collect(provider, HELLO, params=params)
+    assert last_body(emulator)["model"] == "GigaChat-2-Pro" == chunks[-1].model
+    await provider.chat(HELLO)  # the next request without one uses config.model again
+    assert last_body(emulator)["model"] == "GigaChat-2"
+
+
 async def test_generate_is_the_seed_contract(provider: GigaChatProvider) -> None:
     assert await provider.generate("ping") == "GigaChat emulator: ping"
 

@@ -274,3 +274,15 @@ def test_one_provider_across_event_loops_and_threads(server: LoopbackServer) -> 
     assert answers == [f"Ollama emulator: q{i}" for i in range(8)]
     assert trio.run(call, 9) == "Ollama emulator: q9"
     assert asyncio.run(provider.generate("again")) == "Ollama emulator: again"
+
+
+async def test_a_per_request_model_reaches_the_wire(make_provider: Make, emulator) -> None:
+    provider = make_provider()
+    params = GenerationParams(model="qwen2.5:0.5b")
+    completion = await provider.chat(HI, params)
+    assert emulator.requests[-1].json()["model"] == "qwen2.5:0.5b" == completion.model
+    chunks = [c async for c in provider.stream(HI, params)]
+    assert emulator.requests[-1].json()["model"] == "qwen2.5:0.5b" == chunks[-1].model
+    await provider.chat(HI)
+    assert emulator.requests[-1].json()["model"] == "llama3.2"
+    await provider.aclose()

@@ -378,3 +378,15 @@ async def test_event_without_choices_is_malformed(loopback_server) -> None:
         async for _ in provider.stream(HI):
             pass
     await provider.aclose()
+
+
+async def test_a_per_request_model_reaches_the_wire(make_provider: Make, emulator) -> None:
+    provider = make_provider()
+    params = GenerationParams(model="gpt-4o")
+    completion = await provider.chat(HI, params)
+    assert emulator.requests[-1].json()["model"] == "gpt-4o" == completion.model
+    chunks = [c async for c in provider.stream(HI, params)]
+    assert emulator.requests[-1].json()["model"] == "gpt-4o" == chunks[-1].model
+    await provider.chat(HI)
+    assert emulator.requests[-1].json()["model"] == "gpt-4o-mini"
+    await provider.aclose()

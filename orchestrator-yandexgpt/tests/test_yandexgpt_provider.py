@@ -137,6 +137,24 @@ async def test_a_changed_config_model_reaches_the_wire(
             await provider.chat(HELLO)
 
 
+async def test_a_per_request_model_reaches_the_wire(
+    make_provider: Any, emulator: YandexGPTEmulator
+) -> None:
+    async with make_provider(model="yandexgpt-lite") as provider:
+        params = GenerationParams(model="yandexgpt/rc")
+        completion = await provider.chat(HELLO, params)
+        assert completion.model == f"gpt://{TEST_FOLDER_ID}/yandexgpt/rc"
+        assert emulator.requests[-1]["json"]["modelUri"] == completion.model
+        chunks = await collect(provider, HELLO, params)
+        assert emulator.requests[-1]["json"]["modelUri"] == completion.model == chunks[-1].model
+        await provider.chat(HELLO)
+        assert emulator.requests[-1]["json"]["modelUri"].endswith("/yandexgpt-lite/latest")
+        sent = len(emulator.requests)
+        with pytest.raises(InvalidRequestError, match="is not a model name"):
+            await provider.chat(HELLO, GenerationParams(model="not a model!"))
+        assert len(emulator.requests) == sent  # refused before any network call
+
+
 async def test_stream_yields_deltas_that_join_to_the_plain_answer(
     provider: YandexGPTProvider, emulator: YandexGPTEmulator
 ) -> None:

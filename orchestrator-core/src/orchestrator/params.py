@@ -12,7 +12,8 @@ __all__ = ["GenerationParams"]
 class GenerationParams(BaseModel):
     """Sampling parameters, validated on creation and on assignment.
 
-    Defaults: ``temperature=0.7``, ``max_tokens=1000``, ``top_p=1.0``, ``stop=None``.
+    Defaults: ``temperature=0.7``, ``max_tokens=1000``, ``top_p=1.0``, ``stop=None``,
+    ``model=None`` (the provider's configured model).
     Providers map them to their vendor's names and ranges and say what they change
     (e.g. GigaChat needs ``temperature > 0``; YandexGPT accepts at most 1).
     """
@@ -26,6 +27,13 @@ class GenerationParams(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     stop: list[str] | None = Field(
         default=None, max_length=16, description="Sequences that end generation."
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Model for this request only; the provider's config.model when unset. "
+        "A provider that cannot switch models per request rejects it before any call.",
     )
 
     @field_validator("stop")

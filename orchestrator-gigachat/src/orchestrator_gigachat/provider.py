@@ -227,6 +227,7 @@ class GigaChatProvider(BaseProvider):
     config_class: ClassVar[type[ProviderConfig]] = GigaChatConfig
     supports_chat: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_gigachat.emulator:GigaChatEmulator"
     config: GigaChatConfig
 
@@ -442,7 +443,7 @@ class GigaChatProvider(BaseProvider):
         params = params or GenerationParams()
         self.validate_params(params)
         payload: dict[str, Any] = {
-            "model": self.config.model,
+            "model": params.model or self.config.model,
             "messages": self._messages(messages),
             "temperature": max(params.temperature, MIN_TEMPERATURE),
             "top_p": params.top_p,
@@ -479,15 +480,17 @@ class GigaChatProvider(BaseProvider):
             data, response = await self._json(
                 "POST", "/chat/completions", payload, session_id=session_id
             )
-            return self._completion(data, response, time.monotonic() - started)
+            return self._completion(data, response, time.monotonic() - started, payload["model"])
 
         return await self._retry_with_backoff(once)
 
-    def _completion(self, data: Any, response: httpx.Response, latency: float) -> Completion:
+    def _completion(
+        self, data: Any, response: httpx.Response, latency: float, model: str | None
+    ) -> Completion:
         return parse_completion(
             data,
             provider=self.config.name,
-            model=self.config.model,
+            model=model,
             request_id=request_id_of(response),
             session_id=response.headers.get("x-session-id"),
             latency=latency,
@@ -515,7 +518,8 @@ class GigaChatProvider(BaseProvider):
         response = await self._retry_with_backoff(start)
         raw = response.aiter_raw()
         try:
-            async with aclosing(self._events(response, EventReader(raw))) as chunks:
+            events = self._events(response, EventReader(raw), payload["model"])
+            async with aclosing(events) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -525,7 +529,7 @@ class GigaChatProvider(BaseProvider):
                 await finish(raw)
 
     async def _events(
-        self, response: httpx.Response, reader: EventReader
+        self, response: httpx.Response, reader: EventReader, model: str | None
     ) -> AsyncGenerator[Chunk, None]:
         import httpx
 
@@ -575,7 +579,7 @@ class GigaChatProvider(BaseProvider):
                 final = Chunk(
                     delta=(final.delta if final else "") + text,
                     provider=name,
-                    model=self.config.model,
+                    model=model,
                     finish_reason=(
                         _finish_reason(finish_reason)
                         if finish_reason is not None or final is None
@@ -585,9 +589,7 @@ class GigaChatProvider(BaseProvider):
                     request_id=request_id,
                 )
             elif text:
-                yield Chunk(
-                    delta=text, provider=name, model=self.config.model, request_id=request_id
-                )
+                yield Chunk(delta=text, provider=name, model=model, request_id=request_id)
 
     # -- other endpoints ------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class OllamaProvider(BaseProvider):
     config_class: ClassVar[type[ProviderConfig]] = OllamaConfig
     supports_chat: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_ollama.emulator:OllamaEmulator"
     config: OllamaConfig
 
@@ -212,7 +213,7 @@ class OllamaProvider(BaseProvider):
         if config.num_ctx is not None:
             options["num_ctx"] = config.num_ctx
         payload: dict[str, Any] = {
-            "model": config.model,
+            "model": params.model or config.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "stream": stream,  # Ollama streams unless told otherwise
             "options": options,
@@ -251,7 +252,7 @@ class OllamaProvider(BaseProvider):
         return Completion(
             text=str(message.get("content") or ""),
             provider=self.config.name,
-            model=self.config.model,
+            model=payload["model"],
             finish_reason=_finish_reason(data.get("done_reason")),
             usage=_usage(data),
             latency=latency,
@@ -274,7 +275,7 @@ class OllamaProvider(BaseProvider):
         response = await self._retry_with_backoff(start)
         raw = response.aiter_bytes()
         try:
-            async with aclosing(self._lines(LineReader(raw))) as chunks:
+            async with aclosing(self._lines(LineReader(raw), payload["model"])) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -283,10 +284,10 @@ class OllamaProvider(BaseProvider):
                 await response.aclose()
                 await finish(raw)
 
-    async def _lines(self, reader: LineReader) -> AsyncGenerator[Chunk, None]:
+    async def _lines(self, reader: LineReader, model: str | None) -> AsyncGenerator[Chunk, None]:
         import httpx
 
-        name, model = self.config.name, self.config.model
+        name = self.config.name
         lines = 0
 
         def broken(message: str) -> StreamError:

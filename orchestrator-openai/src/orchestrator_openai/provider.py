@@ -93,6 +93,7 @@ class OpenAIProvider(BaseProvider):
     config_class: ClassVar[type[ProviderConfig]] = OpenAIConfig
     supports_chat: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_openai.emulator:OpenAIEmulator"
     config: OpenAIConfig
 
@@ -230,7 +231,7 @@ class OpenAIProvider(BaseProvider):
         self.validate_params(params)
         config = self.config
         payload: dict[str, Any] = {
-            "model": config.model,
+            "model": params.model or config.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -287,7 +288,7 @@ class OpenAIProvider(BaseProvider):
         return Completion(
             text=str(text),
             provider=self.config.name,
-            model=self.config.model,
+            model=payload["model"],
             finish_reason="content_filter"
             if message.get("refusal")
             else _finish_reason(raw_finish),
@@ -313,7 +314,8 @@ class OpenAIProvider(BaseProvider):
         response = await self._retry_with_backoff(start)
         raw = response.aiter_bytes()
         try:
-            async with aclosing(self._events(response, EventReader(raw))) as chunks:
+            events = self._events(response, EventReader(raw), payload["model"])
+            async with aclosing(events) as chunks:
                 async for chunk in chunks:
                     yield chunk
         finally:
@@ -323,13 +325,12 @@ class OpenAIProvider(BaseProvider):
                 await finish(raw)
 
     async def _events(
-        self, response: httpx.Response, reader: EventReader
+        self, response: httpx.Response, reader: EventReader, model: str | None
     ) -> AsyncGenerator[Chunk, None]:
         import httpx
 
         request_id = request_id_of(response)
         name = self.config.name
-        model = self.config.model
         finish_reason: FinishReason | None = None
         usage: Usage | None = None
         held = ""  # text that arrived with or after the finish reason

@@ -319,6 +319,7 @@ class YandexGPTProvider(BaseProvider):
     config_class: ClassVar[type[YandexGPTConfig]] = YandexGPTConfig
     supports_chat: ClassVar[bool] = True
     supports_streaming: ClassVar[bool] = True
+    supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_yandexgpt.emulator:YandexGPTEmulator"
 
     DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
@@ -527,6 +528,11 @@ class YandexGPTProvider(BaseProvider):
                 f"YandexGPT has no top_p option (got {params.top_p:g}); leave top_p at 1.0",
                 provider=self.name,
             )
+        if params.model is not None:
+            try:
+                model_uri(params.model, self.folder_id)
+            except ConfigurationError as exc:
+                raise InvalidRequestError(exc.message, provider=self.name) from None
         if params.stop:
             raise InvalidRequestError(
                 "YandexGPT has no stop-sequence option; leave stop unset",
@@ -549,23 +555,26 @@ class YandexGPTProvider(BaseProvider):
     ) -> dict[str, Any]:
         """The JSON body of a completion request (validated; no network)."""
         options: dict[str, Any] = {"stream": stream}
+        uri = self.model_uri
         if params is not None:
             self.validate_params(params)
             options["temperature"] = params.temperature
             options["maxTokens"] = str(params.max_tokens)
+            if params.model is not None:
+                uri = model_uri(params.model, self.folder_id)
         return {
-            "modelUri": self.model_uri,
+            "modelUri": uri,
             "completionOptions": options,
             "messages": self._messages(messages),
         }
 
     def _completion(
-        self, result: Any, request_id: str, started: float, response: httpx.Response
+        self, result: Any, request_id: str, started: float, response: httpx.Response, model: str
     ) -> Completion:
         return parse_completion(
             result,
             provider=self.name,
-            model=self.model_uri,
+            model=model,
             request_id=request_id,
             server_request_id=response.headers.get("x-request-id"),
             latency=time.monotonic() - started,
@@ -597,7 +606,7 @@ class YandexGPTProvider(BaseProvider):
             response, request_id = await self._send("POST", COMPLETION_PATH, body=body)
             data = self._decode(response, request_id)
             result = data.get("result", data) if isinstance(data, dict) else data
-            return self._completion(result, request_id, started, response)
+            return self._completion(result, request_id, started, response, body["modelUri"])
 
         return await self._retry_with_backoff(attempt)
 
@@ -615,7 +624,7 @@ class YandexGPTProvider(BaseProvider):
         )
         raw = response.aiter_raw()
         try:
-            async with aclosing(self._deltas(raw, request_id)) as deltas:
+            async with aclosing(self._deltas(raw, request_id, body["modelUri"])) as deltas:
                 async for chunk in deltas:
                     yield chunk
         finally:
@@ -631,7 +640,7 @@ class YandexGPTProvider(BaseProvider):
         )
 
     async def _deltas(
-        self, raw: AsyncIterator[bytes], request_id: str
+        self, raw: AsyncIterator[bytes], request_id: str, model: str
     ) -> AsyncGenerator[Chunk, None]:
         import httpx
 
@@ -672,7 +681,7 @@ class YandexGPTProvider(BaseProvider):
                 yield Chunk(
                     delta=delta,
                     provider=self.name,
-                    model=self.model_uri,
+                    model=model,
                     finish_reason=_FINISH[status],
                     usage=_usage(result.get("usage")),
                     request_id=request_id,
@@ -688,7 +697,7 @@ class YandexGPTProvider(BaseProvider):
                 yield Chunk(
                     delta=delta,
                     provider=self.name,
-                    model=self.model_uri,
+                    model=model,
                     request_id=request_id,
                 )
         raise self._stream_error(
@@ -853,7 +862,10 @@ class YandexGPTProvider(BaseProvider):
                 request_id=request_id,
                 what=f"YandexGPT async completion {operation_id}",
             )
-        completion = self._completion(data.get("response"), request_id, started, response)
+        # The operation's answer names its model version; the request's model is not kept.
+        completion = self._completion(
+            data.get("response"), request_id, started, response, self.model_uri
+        )
         extra = {**completion.extra, "operation_id": operation_id}
         return Completion(
             text=completion.text,

@@ -227,6 +227,8 @@ class BaseProvider(abc.ABC):
     supports_chat: ClassVar[bool] = False
     #: Overrides ``stream`` natively (chunks as the vendor produces them).
     supports_streaming: ClassVar[bool] = False
+    #: Sends ``params.model`` (a per-request model) instead of ``config.model`` when given.
+    supports_model_override: ClassVar[bool] = False
     #: Default prices in roubles per 1,000 tokens, by model (``"*"`` for any other model);
     #: the router's ``prices`` argument overrides them.
     prices: ClassVar[Mapping[str, Price]] = {}
@@ -315,12 +317,20 @@ class BaseProvider(abc.ABC):
         """
         return None
 
-    def validate_params(self, params: GenerationParams) -> None:  # noqa: B027 - optional hook
+    def validate_params(self, params: GenerationParams) -> None:
         """Reject parameters this provider cannot honour, before any network call.
 
-        The default accepts everything ``GenerationParams`` accepts; override to narrow it
-        and raise :class:`InvalidRequestError` saying what to change.
+        The default accepts everything ``GenerationParams`` accepts except a per-request
+        ``model``, which only a provider with ``supports_model_override = True`` sends (a
+        provider that ignored it would answer from another model than the one asked for).
+        Override to narrow it and raise :class:`InvalidRequestError` saying what to change.
         """
+        if params.model is not None and not self.supports_model_override:
+            raise InvalidRequestError(
+                f"{type(self).__name__} cannot switch models per request; drop params.model "
+                f"or set the model in its config (now {self.config.model!r})",
+                provider=self.config.name,
+            )
 
     # -- HTTP client per event loop -------------------------------------------------------
 
