@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
-from orchestrator.errors import ConfigurationError, ModelNotFoundError, ProviderError, StreamError
+from orchestrator.errors import ModelNotFoundError, ProviderError, StreamError
 from orchestrator.providers.base import BaseProvider, map_transport_error
 from orchestrator.types import (
     Chunk,
@@ -108,31 +107,9 @@ class OllamaProvider(BaseProvider):
             self.config.base_url = DEFAULT_BASE_URL
         if not self.config.model:
             self.config.model = DEFAULT_MODEL
-        self._ssl_context = self._build_ssl_context()
+        self._ssl_context = self.ssl_context(self.config.ca_bundle_file)
 
     # -- TLS and the HTTP client ---------------------------------------------------------------
-
-    def _build_ssl_context(self) -> ssl.SSLContext:
-        config = self.config
-        import certifi
-
-        context = ssl.create_default_context(cafile=certifi.where())
-        if config.ca_bundle_file:
-            try:
-                context.load_verify_locations(cafile=config.ca_bundle_file)
-            except (ssl.SSLError, OSError) as exc:
-                raise ConfigurationError(
-                    f"ca_bundle_file {config.ca_bundle_file!r} is not a readable PEM CA bundle "
-                    f"({type(exc).__name__}); give the path of a PEM file"
-                ) from None
-        if not config.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            self.logger.warning(
-                "%s: TLS certificate verification is OFF (verify_ssl=False); development only",
-                config.name,
-            )
-        return context
 
     def _create_http_client(self) -> httpx.AsyncClient:
         import httpx

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
@@ -120,32 +119,10 @@ class OpenAIProvider(BaseProvider):
                 "https://platform.openai.com/api-keys and pass it as api_key or set "
                 "OPENAI_API_KEY (a local OpenAI-compatible server needs only base_url)"
             )
-        self._ssl_context = self._build_ssl_context()
+        self._ssl_context = self.ssl_context(self.config.ca_bundle_file)
         self._headers = self._static_headers()
 
     # -- TLS, headers, the HTTP client -------------------------------------------------------
-
-    def _build_ssl_context(self) -> ssl.SSLContext:
-        config = self.config
-        import certifi
-
-        context = ssl.create_default_context(cafile=certifi.where())
-        if config.ca_bundle_file:
-            try:
-                context.load_verify_locations(cafile=config.ca_bundle_file)
-            except (ssl.SSLError, OSError) as exc:
-                raise ConfigurationError(
-                    f"ca_bundle_file {config.ca_bundle_file!r} is not a readable PEM CA bundle "
-                    f"({type(exc).__name__}); give the path of a PEM file"
-                ) from None
-        if not config.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            self.logger.warning(
-                "%s: TLS certificate verification is OFF (verify_ssl=False); development only",
-                config.name,
-            )
-        return context
 
     def _static_headers(self) -> dict[str, str]:
         config = self.config

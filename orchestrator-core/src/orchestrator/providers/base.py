@@ -48,6 +48,8 @@ from orchestrator.retry import RetryPolicy, retries_managed_by_caller
 from orchestrator.types import Chunk, Completion, GenerationParams, Message
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = [
@@ -331,6 +333,32 @@ class BaseProvider(abc.ABC):
                 f"or set the model in its config (now {self.config.model!r})",
                 provider=self.config.name,
             )
+
+    def ssl_context(self, ca_bundle_file: str | None = None) -> ssl.SSLContext:
+        """A TLS context for this provider's clients: certifi's roots, plus the PEM
+        ``ca_bundle_file`` when given; no verification at all when ``config.verify_ssl`` is
+        False (logged as a warning). Build it once (in ``__init__``), not per client."""
+        import ssl
+
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+        if ca_bundle_file:
+            try:
+                context.load_verify_locations(cafile=ca_bundle_file)
+            except (ssl.SSLError, OSError) as exc:
+                raise ConfigurationError(
+                    f"ca_bundle_file {ca_bundle_file!r} is not a readable PEM CA bundle "
+                    f"({type(exc).__name__}); give the path of a PEM file"
+                ) from None
+        if not self.config.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            self.logger.warning(
+                "%s: TLS certificate verification is OFF (verify_ssl=False); development only",
+                self.config.name,
+            )
+        return context
 
     # -- HTTP client per event loop -------------------------------------------------------
 
