@@ -225,6 +225,7 @@ class Router:
         if slot is None:
             raise KeyError(f"No provider named {name!r}; have: {', '.join(self._by_name)}")
         self._slots.remove(slot)
+        self._ledger.forget(slot)
         return slot.provider
 
     @property

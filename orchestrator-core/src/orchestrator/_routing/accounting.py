@@ -30,6 +30,11 @@ class Ledger:
         # (slot, model) -> its price: looking a model up in a price list tries several keys.
         self._prices: dict[tuple[ProviderSlot, str | None], Price | None] = {}
 
+    def forget(self, slot: ProviderSlot) -> None:
+        """Drop what is cached for ``slot`` (it left the router)."""
+        for key in [key for key in self._prices if key[0] is slot]:
+            del self._prices[key]
+
     def exhausted(self) -> bool:
         return self.budget is not None and self.spent >= self.budget
 
