@@ -74,7 +74,13 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's source (with the aiohttp extra, which it imports)."""
     session.install(
-        *EDITABLE, "-e", "./orchestrator-core[aiohttp]", "mypy>=1.13", "trio>=0.25", "pytest>=8.2"
+        *EDITABLE,
+        "-e",
+        "./orchestrator-core[aiohttp]",
+        "mypy>=1.13",
+        "types-jsonschema",
+        "trio>=0.25",
+        "pytest>=8.2",
     )
     session.run("mypy", "--strict")
 

@@ -20,8 +20,11 @@ Every error a provider or the router raises is an :class:`OrchestratorError`::
         ├── ServiceUnavailableError            5xx (transient)
         ├── TransportError                     connect/reset/protocol failure (transient)
         │   └── TransportConfigurationError    bad scheme/URL, untrusted TLS cert (not transient)
-        └── StreamError                        a stream broke or ended without its final event
-            └── StreamInterruptedError         ...after text reached the caller (partial_text)
+        ├── StreamError                        a stream broke or ended without its final event
+        │   └── StreamInterruptedError         ...after text reached the caller (partial_text)
+        ├── StructuredOutputError              the answer does not match response_format (raw_text)
+        │   └── InvalidToolCallError           a tool call names no given tool or has bad arguments
+        └── UnsupportedCapabilityError         no provider can serve what the request needs
 
 ``NoProvidersError`` and ``AllProvidersFailedError`` are ``ProviderError``\\ s, so code
 written for the original project (``except ProviderError`` around ``router.route()``) keeps
@@ -54,6 +57,7 @@ __all__ = [
     "ContextLengthError",
     "DeadlineExceededError",
     "InvalidRequestError",
+    "InvalidToolCallError",
     "ModelNotFoundError",
     "NoProvidersError",
     "OrchestratorError",
@@ -65,9 +69,11 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamError",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "TimeoutError",
     "TransportConfigurationError",
     "TransportError",
+    "UnsupportedCapabilityError",
 ]
 
 
@@ -219,8 +225,43 @@ class StreamInterruptedError(StreamError):
         self.partial_text = partial_text
 
 
+class StructuredOutputError(ProviderError):
+    """The model answered, but not in the shape asked for (``response_format``).
+
+    ``raw_text`` is the answer as the model gave it; ``errors`` says what did not validate.
+    Inside a router it fails over to the next provider unless
+    ``Router(on_invalid_output="raise")`` (the answer was billed either way).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        raw_text: str = "",
+        errors: Sequence[str] = (),
+        **kwargs: object,
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.raw_text = raw_text
+        self.errors = list(errors)
+
+
+class InvalidToolCallError(StructuredOutputError):
+    """A tool call names a tool the request did not give, or its arguments do not match the
+    tool's parameter schema; ``raw_text`` holds the arguments as JSON."""
+
+
 class NoProvidersError(ProviderError):
     """The router has no provider to ask (none added, or every budget is spent)."""
+
+
+class UnsupportedCapabilityError(NoProvidersError):
+    """No provider of the router can serve this request: it needs ``capability`` (tools,
+    structured output, embeddings, ...), which none of them has. Raised before any call."""
+
+    def __init__(self, message: str = "", *, capability: str = "", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.capability = capability
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ class RequestInfo:
     """What lifecycle hooks learn about a request."""
 
     id: int
-    kind: Literal["chat", "stream"]
+    #: ``embed``: ``messages`` holds the texts to embed as user messages.
+    kind: Literal["chat", "stream", "embed"]
     messages: tuple[Message, ...]
     params: GenerationParams | None
     started: float
@@ -45,7 +46,7 @@ class UsageEvent:
     usage: Usage | None
     cost: Decimal | None
     request_id: str | None
-    kind: Literal["chat", "stream"]
+    kind: Literal["chat", "stream", "embed"]
     complete: bool = True
 
 

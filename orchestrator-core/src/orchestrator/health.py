@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from orchestrator.capabilities import Capabilities, EmbeddingSpace
 from orchestrator.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -324,6 +325,10 @@ class ProviderSlot:
     prices: PriceTable | None = None
     #: Roubles this provider may spend; it gets no traffic once ``stats.cost`` reaches it.
     budget: Decimal | None = None
+    #: What the provider serves (``provider.capabilities()``, read once when added).
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    #: The vector space of its embeddings (``provider.embedding_space()``), if any.
+    embedding_space: EmbeddingSpace | None = None
 
     def over_budget(self) -> bool:
         return self.budget is not None and self.stats.cost >= self.budget

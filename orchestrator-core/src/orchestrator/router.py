@@ -31,10 +31,12 @@ import anyio
 from orchestrator._routing.accounting import Ledger
 from orchestrator._routing.call import Call
 from orchestrator._routing.chat import ChatOperation
+from orchestrator._routing.embedding import EmbedBatch, batches, max_batch, merge
 from orchestrator._routing.engine import Engine, refusal
 from orchestrator._routing.hooks import LIFECYCLE_HOOKS, LifecycleHooks
 from orchestrator._routing.streaming import stream_request
 from orchestrator._secrets import get_logger
+from orchestrator.capabilities import required_capabilities
 from orchestrator.errors import (
     AllProvidersFailedError,
     ConfigurationError,
@@ -42,6 +44,7 @@ from orchestrator.errors import (
     NoProvidersError,
     ProviderError,
     QuotaExceededError,
+    UnsupportedCapabilityError,
 )
 from orchestrator.events import RequestInfo, UsageCallback, UsageEvent
 from orchestrator.health import BreakerConfig, CircuitBreaker, HealthStats, ProviderSlot
@@ -51,11 +54,14 @@ from orchestrator.retry import retries_managed_by_caller
 from orchestrator.types import Chunk, Completion, Message, coerce_messages
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from orchestrator.events import Outcome
     from orchestrator.params import GenerationParams
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
     from orchestrator.strategies import Strategy
+    from orchestrator.types import EmbeddingKind, Embeddings
 
 # RequestInfo and UsageEvent live in orchestrator.events; re-exported for older imports.
 __all__ = ["RequestInfo", "Router", "UsageEvent"]
@@ -76,6 +82,23 @@ def _coerce_params(
     if isinstance(params, GenerationParams):
         return params
     return GenerationParams(**params)
+
+
+def _coerce_texts(texts: str | Sequence[str]) -> list[str]:
+    """The texts to embed: a string or a sequence of non-empty strings."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list | tuple) and not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    items = list(texts)
+    if not items:
+        raise ValueError("texts must contain at least one text")
+    for index, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{index}] must be str, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"texts[{index}] is empty; vendors refuse to embed empty text")
+    return items
 
 
 def _seconds(label: str, value: float | None) -> float | None:
@@ -102,6 +125,10 @@ class Router:
     ``prices``: ``{provider name: {model: Price}}`` overriding providers' own price tables.
     ``budget``: roubles the whole router may spend; ``on_usage``: called after every attempt
     that consumed tokens (sync or async; a failing callback is logged, never raised).
+    ``on_invalid_output``: what an answer that does not match the request does (tool calls
+    of tools not given or with arguments off their schema, or a ``response_format`` answer
+    that does not validate): ``"failover"`` (default) asks the next provider,
+    ``"raise"`` raises :class:`~orchestrator.errors.StructuredOutputError` at once.
     ``clock`` (breakers, health) and ``sleep`` (backoff and ``Retry-After`` waits) are
     injectable for tests.
     """
@@ -119,6 +146,7 @@ class Router:
         on_usage: UsageCallback | None = None,
         breaker: BreakerConfig | None = None,
         registry: PluginRegistry | None = None,
+        on_invalid_output: Literal["failover", "raise"] = "failover",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
@@ -145,6 +173,8 @@ class Router:
             )
         if on_limit not in ("failover", "wait"):
             raise ConfigurationError("on_limit must be 'failover' or 'wait'")
+        if on_invalid_output not in ("failover", "raise"):
+            raise ConfigurationError("on_invalid_output must be 'failover' or 'raise'")
         self.hedge_after = hedge_after
         self.on_limit = on_limit
         self.prices = dict(prices or {})
@@ -153,7 +183,13 @@ class Router:
         self._slots: list[ProviderSlot] = []
         self._by_name: dict[str, ProviderSlot] = {}
         self._ledger = Ledger(None if budget is None else Decimal(str(budget)), on_usage)
-        self._engine = Engine(self._slots, on_limit=on_limit, hedge_after=hedge_after, sleep=sleep)
+        self._engine = Engine(
+            self._slots,
+            on_limit=on_limit,
+            hedge_after=hedge_after,
+            sleep=sleep,
+            on_invalid_output=on_invalid_output,
+        )
         self._chat_op = ChatOperation(self._ledger)
         self._hooks_version = -1
         self._hooks: LifecycleHooks | None = None
@@ -204,6 +240,13 @@ class Router:
         _seconds("timeout", timeout)
         _seconds("first_chunk_timeout", first_chunk_timeout)
         table = prices if prices is not None else self.prices.get(name, provider.prices)
+        capabilities = provider.capabilities()
+        space = provider.embedding_space() if capabilities.embeddings else None
+        if capabilities.embeddings and space is None:
+            raise ConfigurationError(
+                f"{type(provider).__name__} implements embed() but embedding_space() returns "
+                "None; return the EmbeddingSpace its vectors belong to"
+            )
         slot = ProviderSlot(
             provider,
             weight=weight,
@@ -215,6 +258,8 @@ class Router:
             limits=LimitState(limits, self.clock) if limits is not None else None,
             prices=table or None,
             budget=None if budget is None else Decimal(str(budget)),
+            capabilities=capabilities,
+            embedding_space=space,
         )
         self._slots.append(slot)
         self._by_name[name] = slot
@@ -260,9 +305,41 @@ class Router:
         request = None
         if hooks is not None:
             request = RequestInfo(next(_request_ids), kind, msgs, gen_params, time.monotonic())
-        return Call(kind, msgs, gen_params, hooks, request, deadline, until)
+        call = Call(kind, msgs, gen_params, hooks, request, deadline, until)
+        if gen_params is not None or len(msgs) > 1:
+            call.needs = required_capabilities(msgs, gen_params)
+            call.checked = bool(call.needs)
+        return call
 
-    def _plan(self, call: Call, only: str | None) -> list[ProviderSlot]:
+    def _capable(self, call: Call, slots: Sequence[ProviderSlot]) -> list[ProviderSlot]:
+        """The slots that have every capability ``call`` needs; raises before any network
+        call when none has one of them."""
+        capable = list(slots)
+        for index, need in enumerate(call.needs):
+            having = [slot for slot in capable if slot.capabilities.has(need)]
+            if not having:
+                label = need.replace("_", " ")
+                also = f" together with {', '.join(call.needs[:index])}" if index else ""
+                raise UnsupportedCapabilityError(
+                    f"This request needs {label}{also}, which no provider here supports "
+                    f"({', '.join(s.name for s in slots)}); add a provider that does, or "
+                    f"leave {label} out of the request",
+                    capability=need,
+                )
+            for slot in capable:
+                if not slot.capabilities.has(need):
+                    call.skip(
+                        slot,
+                        UnsupportedCapabilityError(
+                            f"it does not support {need.replace('_', ' ')}", capability=need
+                        ),
+                    )
+            capable = having
+        return capable
+
+    def _plan(
+        self, call: Call, only: str | None, slots: Sequence[ProviderSlot] | None = None
+    ) -> list[ProviderSlot]:
         """The providers to try, in order; those left out are recorded as skipped."""
         if not self._slots:
             raise NoProvidersError(
@@ -274,7 +351,10 @@ class Router:
                 raise ConfigurationError(
                     f"No provider named {only!r} in this router; have: {', '.join(self._by_name)}"
                 )
-            return [slot]
+            return self._capable(call, [slot]) if call.needs else [slot]
+        candidates = self._slots if slots is None else slots
+        if call.needs:
+            candidates = self._capable(call, candidates)
         ledger = self._ledger
         if ledger.exhausted():
             raise NoProvidersError(
@@ -283,7 +363,7 @@ class Router:
             )
         admitted = []
         funded = False
-        for slot in self._slots:
+        for slot in candidates:
             if slot.over_budget():
                 call.skip(
                     slot,
@@ -418,6 +498,165 @@ class Router:
             return call, self._plan(call, provider)
 
         return stream_request(begin, self._engine, self._ledger, self._failure)
+
+    async def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        kind: EmbeddingKind = "document",
+        space: str | Sequence[str] | None = None,
+        provider: str | None = None,
+        deadline: float | None = None,
+        concurrency: int = 4,
+    ) -> Embeddings:
+        """Embed ``texts``: one vector per text, in order, all from one model.
+
+        ``kind``: ``"document"`` (to be searched) or ``"query"`` (to search with).
+        ``space``: the vector space to answer from (see :attr:`Router.embedding_spaces`);
+        by default the space of the first provider added that has embeddings. Batches fail
+        over only between providers of that space. A list of spaces lets the request start
+        again in the next space when every provider of one failed (the answer then comes
+        wholly from that space: compare ``result.space`` with your index's).
+        Texts are sent in batches of the space's ``max_batch``, ``concurrency`` at a time.
+        """
+        items = _coerce_texts(texts)
+        if kind not in ("document", "query"):
+            raise ValueError(f"kind must be 'document' or 'query', got {kind!r}")
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        deadline = self.deadline if deadline is None else _seconds("deadline", deadline)
+        until = None if deadline is None else anyio.current_time() + deadline
+        spaces = self._embedding_plan(space, provider)
+        hooks = self._lifecycle()
+        request = None
+        if hooks is not None:
+            messages = tuple(Message("user", text) for text in items)
+            request = RequestInfo(next(_request_ids), "embed", messages, None, time.monotonic())
+            await hooks.request_start(request)
+        record = Call("embed", (), None, hooks, request, deadline, until)
+        result: Embeddings | None = None
+        error: BaseException | None = None
+        token = retries_managed_by_caller.set(True)
+        try:
+            for members in spaces:
+                result = await self._embed_in(record, items, kind, members, concurrency)
+                if result is not None:
+                    return result
+                if record.deadline_hit:
+                    break
+            raise self._failure(record)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            retries_managed_by_caller.reset(token)
+            if hooks is not None and request is not None:
+                outcome: Outcome = (
+                    "ok" if result is not None else "error" if error is not None else "cancelled"
+                )
+                with anyio.CancelScope(shield=True):
+                    await hooks.request_end(request, None, error, outcome)
+
+    @property
+    def embedding_spaces(self) -> dict[str, list[str]]:
+        """Each vector space of this router's providers, with the providers in it."""
+        spaces: dict[str, list[str]] = {}
+        for slot in self._slots:
+            if slot.embedding_space is not None:
+                spaces.setdefault(slot.embedding_space.name, []).append(slot.name)
+        return spaces
+
+    def _embedding_plan(
+        self, space: str | Sequence[str] | None, provider: str | None
+    ) -> list[list[ProviderSlot]]:
+        """The providers of each space to try, space by space (before any network call)."""
+        if not self._slots:
+            raise NoProvidersError(
+                "The router has no providers; add one with router.add_provider(...)"
+            )
+        slots = self._slots
+        if provider is not None:
+            if provider not in self._by_name:
+                raise ConfigurationError(
+                    f"No provider named {provider!r} in this router; "
+                    f"have: {', '.join(self._by_name)}"
+                )
+            slots = [self._by_name[provider]]
+        capable = [slot for slot in slots if slot.embedding_space is not None]
+        if not capable:
+            raise UnsupportedCapabilityError(
+                "This request needs embeddings, which no provider here supports "
+                f"({', '.join(s.name for s in slots)}); add one that does (GigaChat, "
+                "YandexGPT, an OpenAI-compatible server...)",
+                capability="embeddings",
+            )
+        known = list(dict.fromkeys(s.embedding_space.name for s in capable if s.embedding_space))
+        wanted = [known[0]] if space is None else [space] if isinstance(space, str) else list(space)
+        unknown = [name for name in wanted if name not in known]
+        if unknown or not wanted:
+            raise ConfigurationError(
+                f"No provider answers in embedding space {', '.join(map(repr, unknown))}; "
+                f"spaces here: {', '.join(known)}"
+            )
+        return [
+            [s for s in capable if s.embedding_space and s.embedding_space.name == name]
+            for name in dict.fromkeys(wanted)
+        ]
+
+    async def _embed_in(
+        self,
+        record: Call,
+        items: list[str],
+        kind: EmbeddingKind,
+        members: list[ProviderSlot],
+        concurrency: int,
+    ) -> Embeddings | None:
+        """Every batch answered by providers of one space, or None (``record`` says why)."""
+        space = members[0].embedding_space
+        assert space is not None
+        parts = batches(items, max_batch(members))
+        results: list[Embeddings | None] = [None] * len(parts)
+        limiter = anyio.CapacityLimiter(concurrency)
+        failed = False
+        errors: list[Exception] = []
+
+        async def one(index: int, texts: Sequence[str]) -> None:
+            nonlocal failed
+            try:
+                await attempt(index, texts)
+            except Exception as exc:  # raised as itself below, not in an ExceptionGroup
+                errors.append(exc)
+            if results[index] is None:
+                failed = True
+                tg.cancel_scope.cancel()  # no answer for this batch: the others are moot
+
+        async def attempt(index: int, texts: Sequence[str]) -> None:
+            async with limiter:
+                call = Call(
+                    "embed",
+                    tuple(Message("user", text) for text in texts),
+                    None,
+                    record.hooks,
+                    record.request,
+                    record.deadline,
+                    record.until,
+                )
+                try:
+                    plan = self._plan(call, None, members)
+                    operation = EmbedBatch(texts, kind, space, self._ledger)
+                    results[index] = await self._engine.first_success(call, plan, operation)
+                finally:
+                    record.attempts.extend(call.attempts)
+                    record.deadline_hit |= call.deadline_hit
+
+        async with anyio.create_task_group() as tg:
+            for index, texts in enumerate(parts):
+                tg.start_soon(one, index, texts)
+        if errors:
+            raise errors[0]
+        if failed:
+            return None
+        return merge([r for r in results if r is not None], space)
 
     # -- construction from settings ----------------------------------------------------
 

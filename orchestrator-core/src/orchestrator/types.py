@@ -1,15 +1,18 @@
 """The data that flows through the router: messages in; completions and chunks out.
 
-``Message``, ``Usage``, ``Completion`` and ``Chunk`` are slotted dataclasses (they are on the
-hot path of every call); ``GenerationParams`` is a pydantic model because it validates user
-input before any network call. It lives in :mod:`orchestrator.params` and is imported from
-here on first use, so ``from orchestrator import Router`` does not build a pydantic model.
+``Message``, ``ToolCall``, ``Usage``, ``Completion``, ``Chunk`` and ``Embeddings`` are slotted
+dataclasses (they are on the hot path of every call); ``GenerationParams`` is a pydantic model
+because it validates user input before any network call. It lives in
+:mod:`orchestrator.params` and is imported from here on first use, so
+``from orchestrator import Router`` does not build a pydantic model. Tool definitions and
+response formats (``Tool``, ``ResponseFormat``) live in :mod:`orchestrator.tools`.
 """
 
 from __future__ import annotations
 
+import json
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,16 +24,23 @@ if TYPE_CHECKING:
 __all__ = [
     "Chunk",
     "Completion",
+    "EmbeddingKind",
+    "Embeddings",
     "FinishReason",
     "GenerationParams",
     "Message",
     "Role",
+    "ToolCall",
     "Usage",
     "coerce_messages",
 ]
 
-Role = Literal["system", "user", "assistant"]
-_ROLES = frozenset(("system", "user", "assistant"))
+#: ``tool`` messages carry a tool's result back to the model (see :meth:`Message.tool_result`).
+Role = Literal["system", "user", "assistant", "tool"]
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+#: What a text is embedded as: a document to search in, or a query to search with. Vendors
+#: with one model for both (GigaChat) ignore it; YandexGPT has a model for each.
+EmbeddingKind = Literal["document", "query"]
 
 #: Why generation stopped. ``content_filter`` means the vendor refused (GigaChat
 #: ``blacklist``, YandexGPT ``CONTENT_FILTER``): the text is not a normal answer.
@@ -38,28 +48,108 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "functi
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A model's request to call a tool: ``arguments`` is the decoded JSON object.
+
+    ``id`` pairs the call with its result (:meth:`Message.tool_result`); vendors without call
+    ids (GigaChat, YandexGPT's native API) get one made up by their provider.
+    """
+
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"ToolCall id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ToolCall name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.arguments, Mapping):
+            raise TypeError(
+                f"ToolCall arguments must be a dict (the decoded JSON object), "
+                f"got {type(self.arguments).__name__}"
+            )
+
+    def arguments_json(self) -> str:
+        """The arguments as a JSON string (what OpenAI-style APIs send)."""
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message. ``role`` is ``system``, ``user`` or ``assistant``."""
+    """One chat message. ``role`` is ``system``, ``user``, ``assistant`` or ``tool``.
+
+    An ``assistant`` message may carry ``tool_calls`` (its ``content`` is then usually
+    empty); a ``tool`` message carries one call's result in ``content``, with the call's
+    ``tool_call_id`` and the tool's ``name`` (build it with :meth:`tool_result`).
+    """
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    #: The tool whose result a ``tool`` message carries.
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in _ROLES:
             raise ValueError(
-                f"Message role must be one of system, user, assistant; got {self.role!r}"
+                f"Message role must be one of system, user, assistant, tool; got {self.role!r}"
             )
         if not isinstance(self.content, str):
             raise TypeError(f"Message content must be str, got {type(self.content).__name__}")
+        if self.tool_calls or self.role == "tool" or self.tool_call_id is not None:
+            self._check_tool_fields()
+
+    def _check_tool_fields(self) -> None:
+        calls: Any = self.tool_calls
+        if not isinstance(calls, tuple):
+            if not isinstance(calls, Sequence) or isinstance(calls, str):
+                raise TypeError("Message tool_calls must be a sequence of ToolCall")
+            calls = tuple(calls)
+            object.__setattr__(self, "tool_calls", calls)
+        if calls:
+            if self.role != "assistant":
+                raise ValueError("only an assistant message can carry tool_calls")
+            for call in calls:
+                if not isinstance(call, ToolCall):
+                    raise TypeError(
+                        f"Message tool_calls must hold ToolCall objects, got {type(call).__name__}"
+                    )
+        if self.role == "tool":
+            if not isinstance(self.tool_call_id, str) or not self.tool_call_id:
+                raise ValueError(
+                    "a tool message needs the tool_call_id of the call it answers; "
+                    "build it with Message.tool_result(call, result)"
+                )
+        elif self.tool_call_id is not None or self.name is not None:
+            raise ValueError("tool_call_id and name belong on a tool message only")
+
+    @classmethod
+    def tool_result(cls, call: ToolCall, result: Any) -> Message:
+        """The message that gives ``call``'s ``result`` back to the model. A result that is
+        not a string is sent as JSON."""
+        if not isinstance(call, ToolCall):
+            raise TypeError(f"tool_result() needs the ToolCall, got {type(call).__name__}")
+        content = result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
+        return cls("tool", content, tool_call_id=call.id, name=call.name)
+
+
+_MESSAGE_KEYS = frozenset(("role", "content", "tool_calls", "tool_call_id", "name"))
+_role_of = operator.attrgetter("role")
 
 
 def coerce_messages(
     messages: Iterable[Message | Mapping[str, Any]] | str,
 ) -> tuple[Message, ...]:
-    """Validate ``messages`` (``Message`` objects or ``{"role", "content"}`` dicts).
+    """Validate ``messages`` (``Message`` objects or dicts with ``role`` and ``content``, and
+    for tool use ``tool_calls``, ``tool_call_id``, ``name``).
 
-    Raises ``ValueError`` for an empty list, an unknown role or unexpected keys, so bad
-    input fails before any network call.
+    Raises ``ValueError`` for an empty list, an unknown role, unexpected keys, or a tool
+    result that answers no earlier tool call, so bad input fails before any network call.
+    A tool result without ``name`` gets the name of the call it answers. Dict tool calls may
+    be ``{"id", "name", "arguments"}`` or OpenAI's
+    ``{"id", "type": "function", "function": {"name", "arguments": "<JSON>"}}``.
     """
     if isinstance(messages, str):
         return (Message("user", messages),)
@@ -68,7 +158,9 @@ def coerce_messages(
         # C (countOf compares by identity first; a third faster than building a set).
         as_tuple = tuple(messages)
         if as_tuple and operator.countOf(map(type, as_tuple), Message) == len(as_tuple):
-            return as_tuple
+            if "tool" not in map(_role_of, as_tuple):
+                return as_tuple
+            return _link_tool_results(as_tuple)
     result: list[Message] = []
     for index, item in enumerate(messages):
         if isinstance(item, Message):
@@ -78,21 +170,83 @@ def coerce_messages(
             raise TypeError(
                 f"messages[{index}] must be a Message or a dict, got {type(item).__name__}"
             )
-        unknown = set(item) - {"role", "content"}
+        unknown = set(item) - _MESSAGE_KEYS
         if unknown:
             raise ValueError(
                 f"messages[{index}] has unsupported keys {sorted(unknown)}; "
-                "only 'role' and 'content' are understood"
+                f"understood: {', '.join(sorted(_MESSAGE_KEYS))}"
             )
         try:
-            result.append(Message(item["role"], item["content"]))
+            content = item["content"]
+            if content is None and (item.get("tool_calls") or item.get("role") == "assistant"):
+                content = ""  # OpenAI sends null content beside tool calls
+            result.append(
+                Message(
+                    item["role"],
+                    content,
+                    tuple(_tool_call(c) for c in item.get("tool_calls") or ()),
+                    item.get("tool_call_id"),
+                    item.get("name"),
+                )
+            )
         except KeyError as exc:
             raise ValueError(f"messages[{index}] is missing {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"messages[{index}]: {exc}") from None
     if not result:
         raise ValueError("messages must contain at least one message")
-    return tuple(result)
+    return _link_tool_results(tuple(result))
+
+
+def _tool_call(value: Any) -> ToolCall:
+    """A ToolCall from a ToolCall or a dict (ours, or OpenAI's nested shape)."""
+    if isinstance(value, ToolCall):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"a tool call must be a ToolCall or a dict, got {type(value).__name__}")
+    function = value.get("function")
+    if isinstance(function, Mapping):  # OpenAI: {"id", "type", "function": {name, arguments}}
+        name, arguments = function.get("name"), function.get("arguments")
+    else:
+        name, arguments = value.get("name"), value.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            raise ValueError(f"tool call {name!r}: arguments are not valid JSON") from None
+    if arguments is None:
+        arguments = {}
+    call_id = value.get("id")
+    return ToolCall("" if call_id is None else call_id, name, arguments)  # type: ignore[arg-type]
+
+
+def _link_tool_results(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """Check that each tool result answers an earlier tool call, and give it the call's name
+    when it has none (vendors match results by name: GigaChat, YandexGPT)."""
+    calls: dict[str, ToolCall] = {}
+    linked = list(messages)
+    for index, message in enumerate(messages):
+        for call in message.tool_calls:
+            calls[call.id] = call
+        if message.role != "tool":
+            continue
+        answered = calls.get(message.tool_call_id or "")
+        if answered is None:
+            raise ValueError(
+                f"messages[{index}] is a tool result for call {message.tool_call_id!r}, "
+                "but no earlier assistant message made that call; send the assistant "
+                "message with its tool_calls before the results"
+            )
+        if message.name is None:
+            linked[index] = Message(
+                "tool", message.content, (), message.tool_call_id, answered.name
+            )
+        elif message.name != answered.name:
+            raise ValueError(
+                f"messages[{index}] answers call {answered.id!r} to {answered.name!r} "
+                f"but is named {message.name!r}"
+            )
+    return tuple(linked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +279,11 @@ class Completion:
     cost: Decimal | None = None
     #: Vendor fields the common shape has no place for (e.g. the model version).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The tools the model asked to call (``finish_reason == "tool_calls"``), whole.
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: With ``response_format``: the answer parsed and validated (a pydantic model's
+    #: instance, or the decoded JSON for a JSON Schema).
+    parsed: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +291,8 @@ class Chunk:
     """One piece of a streamed answer: ``delta`` is new text only (never cumulative).
 
     The last chunk of a stream carries ``finish_reason`` and, when the vendor reports it,
-    ``usage``.
+    ``usage``. Tool calls arrive whole (``tool_calls``), never as half an argument string;
+    with ``response_format`` the last chunk carries the validated answer in ``parsed``.
     """
 
     delta: str
@@ -143,6 +303,30 @@ class Chunk:
     request_id: str | None = None
     #: Cost in roubles of the whole stream, set by the router on the last chunk.
     cost: Decimal | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: With ``response_format``: the whole answer parsed (last chunk only).
+    parsed: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """Vectors for a batch of texts, in the order of the texts, all from one ``model``.
+
+    ``space`` names the vector space (see :meth:`BaseProvider.embedding_space`): vectors of
+    one space are comparable, vectors of two spaces are not.
+    """
+
+    vectors: Sequence[Sequence[float]]
+    provider: str
+    model: str
+    dimension: int
+    space: str = ""
+    usage: Usage | None = None
+    #: Cost in roubles, when a price is known for this provider and model.
+    cost: Decimal | None = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
 def __getattr__(name: str) -> Any:

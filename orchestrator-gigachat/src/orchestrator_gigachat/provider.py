@@ -225,8 +225,6 @@ class GigaChatProvider(BaseProvider):
     """
 
     config_class: ClassVar[type[ProviderConfig]] = GigaChatConfig
-    supports_chat: ClassVar[bool] = True
-    supports_streaming: ClassVar[bool] = True
     supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_gigachat.emulator:GigaChatEmulator"
     config: GigaChatConfig

@@ -85,8 +85,6 @@ class OllamaProvider(BaseProvider):
     """
 
     config_class: ClassVar[type[ProviderConfig]] = OllamaConfig
-    supports_chat: ClassVar[bool] = True
-    supports_streaming: ClassVar[bool] = True
     supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_ollama.emulator:OllamaEmulator"
     config: OllamaConfig

@@ -90,8 +90,6 @@ class OpenAIProvider(BaseProvider):
     """
 
     config_class: ClassVar[type[ProviderConfig]] = OpenAIConfig
-    supports_chat: ClassVar[bool] = True
-    supports_streaming: ClassVar[bool] = True
     supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_openai.emulator:OpenAIEmulator"
     config: OpenAIConfig

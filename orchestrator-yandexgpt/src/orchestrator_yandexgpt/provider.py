@@ -317,8 +317,6 @@ class YandexGPTProvider(BaseProvider):
     """
 
     config_class: ClassVar[type[YandexGPTConfig]] = YandexGPTConfig
-    supports_chat: ClassVar[bool] = True
-    supports_streaming: ClassVar[bool] = True
     supports_model_override: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_yandexgpt.emulator:YandexGPTEmulator"
 

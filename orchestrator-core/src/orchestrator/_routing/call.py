@@ -12,6 +12,7 @@ from orchestrator.errors import Attempt
 
 if TYPE_CHECKING:
     from orchestrator._routing.hooks import LifecycleHooks
+    from orchestrator.capabilities import Capability
     from orchestrator.errors import ProviderError
     from orchestrator.events import RequestInfo
     from orchestrator.health import ProviderSlot
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 class Call:
     """One router call: its validated input, its deadline and every attempt's record."""
 
-    kind: Literal["chat", "stream"]
+    kind: Literal["chat", "stream", "embed"]
     messages: tuple[Message, ...]
     params: GenerationParams | None
     hooks: LifecycleHooks | None
@@ -33,6 +34,10 @@ class Call:
     attempts: list[Attempt] = field(default_factory=list)
     #: Set once the deadline ran out: no further attempt is made or blamed.
     deadline_hit: bool = False
+    #: Capabilities the request needs beyond plain chat (tools, structured output, ...).
+    needs: tuple[Capability, ...] = ()
+    #: The answer is checked (tool calls, response_format) before it counts as a success.
+    checked: bool = False
 
     def expired(self) -> bool:
         if self.until is not None and anyio.current_time() >= self.until:

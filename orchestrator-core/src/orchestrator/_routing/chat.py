@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from orchestrator._routing.engine import contract_error
+from orchestrator._routing.output import check_answer
 from orchestrator.events import UsageEvent
 from orchestrator.types import Completion
 
@@ -38,29 +40,43 @@ class ChatOperation:
         usage = completion.usage
         latency = lease.succeeded(None if usage is None else usage.total_tokens)
         cost = self.ledger.account(slot, usage, completion.model)
+        calls = completion.tool_calls
         # Built directly: dataclasses.replace costs more than the rest of the router's work.
         completion = Completion(
             completion.text,
             slot.name,
             completion.model,
-            completion.finish_reason,
+            "tool_calls" if calls else completion.finish_reason,
             usage,
             completion.request_id,
             completion.latency or latency,
             cost if completion.cost is None else completion.cost,
             completion.extra,
+            calls,
         )
+        if call.checked:
+            # The provider answered (its breaker and bill say so) - but not what was asked.
+            try:
+                parsed = check_answer(call.params, completion.text, calls)
+            except BaseException:
+                await self._report(completion)
+                raise
+            if parsed is not None:
+                completion = replace(completion, parsed=parsed)
         if call.hooks is not None and call.request is not None:
             await call.hooks.attempt_success(call.request, slot.name, lease.attempt, latency)
+        await self._report(completion)
+        return completion
+
+    async def _report(self, completion: Completion) -> None:
         if self.ledger.on_usage is not None:
             await self.ledger.report(
                 UsageEvent(
-                    slot.name,
+                    completion.provider,
                     completion.model,
-                    usage,
+                    completion.usage,
                     completion.cost,
                     completion.request_id,
                     "chat",
                 )
             )
-        return completion

@@ -27,6 +27,7 @@ from orchestrator.errors import (
     ProviderTimeoutError,
     RateLimitError,
     ServiceUnavailableError,
+    StructuredOutputError,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def refusal(slot: ProviderSlot) -> ProviderError:
 class Engine:
     """Walks a plan of providers with one :class:`Operation` until one succeeds."""
 
-    __slots__ = ("hedge_after", "on_limit", "sleep", "slots")
+    __slots__ = ("hedge_after", "on_invalid_output", "on_limit", "sleep", "slots")
 
     def __init__(
         self,
@@ -126,9 +127,11 @@ class Engine:
         on_limit: Literal["failover", "wait"],
         hedge_after: float | Literal["p95"] | None,
         sleep: Callable[[float], Awaitable[None]],
+        on_invalid_output: Literal["failover", "raise"] = "failover",
     ) -> None:
         self.slots = slots  # every provider of the router (for the Retry-After hold)
         self.on_limit = on_limit
+        self.on_invalid_output = on_invalid_output
         self.hedge_after = hedge_after
         self.sleep = sleep  # backoff and Retry-After waits (injectable, like the clock)
 
@@ -192,6 +195,11 @@ class Engine:
                     lease.cancelled()
                     raise
                 lease.failed(error)
+                if isinstance(error, StructuredOutputError) and self.on_invalid_output == "raise":
+                    call.attempts.append(
+                        Attempt(slot.name, error, number, time.perf_counter() - lease.started)
+                    )
+                    raise
             delay = provider.retry_policy().delay(number, error.retry_after)
             delay = await self._failed(call, slot, lease, error, delay)
             if delay is None:

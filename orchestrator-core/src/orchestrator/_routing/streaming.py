@@ -18,8 +18,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from orchestrator._routing.engine import classify, contract_error
+from orchestrator._routing.output import check_tool_calls
 from orchestrator._secrets import get_logger
-from orchestrator.errors import DeadlineExceededError, StreamError, StreamInterruptedError
+from orchestrator.errors import (
+    DeadlineExceededError,
+    StreamError,
+    StreamInterruptedError,
+    StructuredOutputError,
+)
 from orchestrator.events import UsageEvent
 from orchestrator.retry import retries_managed_by_caller
 from orchestrator.types import Chunk, Completion
@@ -30,7 +36,7 @@ if TYPE_CHECKING:
     from orchestrator._routing.engine import Engine
     from orchestrator.events import Outcome
     from orchestrator.health import ProviderSlot
-    from orchestrator.types import Usage
+    from orchestrator.types import ToolCall, Usage
 
 logger = get_logger("orchestrator.router")
 
@@ -56,10 +62,14 @@ async def close(slot: ProviderSlot, stream: AsyncIterator[Chunk]) -> None:
 
 
 class OpenStream:
-    """Starts a provider's stream and reads up to its first text (or its final chunk),
-    bounded by the slot's ``first_chunk_timeout``."""
+    """Starts a provider's stream and reads up to its first text, tool call or final chunk,
+    bounded by the slot's ``first_chunk_timeout``. Tool calls in that chunk are checked
+    here, so a call the request did not allow still fails over."""
 
-    __slots__ = ()
+    __slots__ = ("ledger",)
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
 
     timeout_message = (
         "First-chunk timeout of {:g}s fired: no text yet; "
@@ -89,8 +99,17 @@ class OpenStream:
                     ) from None
                 if not isinstance(chunk, Chunk):
                     raise contract_error(slot, "stream()", chunk, "a Chunk")
-                if chunk.delta or chunk.finish_reason is not None:
+                if chunk.delta or chunk.tool_calls or chunk.finish_reason is not None:
                     break
+            if chunk.tool_calls and call.checked:
+                try:
+                    check_tool_calls(call.params, chunk.tool_calls)
+                except StructuredOutputError:
+                    # The provider answered: healthy, and billed for what it reported.
+                    usage = chunk.usage
+                    lease.succeeded(None if usage is None else usage.total_tokens)
+                    self.ledger.account(slot, usage, chunk.model)
+                    raise
             latency = time.perf_counter() - lease.started
             slot.stats.record_first_chunk(latency)
             if call.hooks is not None and call.request is not None:
@@ -102,9 +121,6 @@ class OpenStream:
         finally:
             retries_managed_by_caller.reset(token)
         return Opened(stream, chunk, lease)
-
-
-OPEN = OpenStream()
 
 
 async def discard(opened: Opened) -> None:
@@ -164,11 +180,12 @@ async def stream_request(
     if hooks is not None and request is not None:
         await hooks.request_start(request)
     parts: list[str] = []
+    calls: list[ToolCall] = []
     final: Chunk | None = None
     usage: Usage | None = None
     error: BaseException | None = None
     try:
-        opened = await engine.first_success(call, plan, OPEN, discard)
+        opened = await engine.first_success(call, plan, OpenStream(ledger), discard)
         if opened is None:
             raise failure(call)
         stream, chunk, lease = opened.stream, opened.first, opened.lease
@@ -176,17 +193,27 @@ async def stream_request(
         name = slot.name
         next_chunk = stream.__anext__
         model: str | None = None
+        later = False
         try:
             while True:
                 if chunk.provider != name:
                     chunk = replace(chunk, provider=name)
                 parts.append(chunk.delta)
+                if chunk.tool_calls:
+                    if later and call.checked:  # the first chunk's were checked when opening
+                        try:
+                            check_tool_calls(call.params, chunk.tool_calls)
+                        except StructuredOutputError as exc:
+                            exc.provider = name
+                            raise
+                    calls.extend(chunk.tool_calls)
                 if chunk.usage is not None:
                     usage = chunk.usage
                 if chunk.model:
                     model = chunk.model
                 if chunk.finish_reason is not None:
                     break
+                later = True
                 yield chunk
                 try:
                     chunk = (
@@ -219,16 +246,30 @@ async def stream_request(
             raise
         latency = lease.succeeded(None if usage is None else usage.total_tokens)
         cost = ledger.account(slot, usage, model)
-        if cost is not None:
-            chunk = replace(chunk, cost=cost)
-        final = chunk
         try:
-            if hooks is not None and request is not None:
-                await hooks.attempt_success(request, name, lease.attempt, latency)
             if ledger.on_usage is not None:
                 await ledger.report(
                     UsageEvent(name, model, usage, cost, chunk.request_id, "stream")
                 )
+            parsed = None
+            if call.checked and not calls and call.params is not None:
+                response_format = call.params.response_format
+                if response_format is not None:
+                    try:
+                        parsed = response_format.parse("".join(parts))
+                    except StructuredOutputError as exc:
+                        exc.provider = name
+                        raise
+            if cost is not None or parsed is not None or calls:
+                chunk = replace(
+                    chunk,
+                    cost=cost,
+                    parsed=parsed,
+                    finish_reason="tool_calls" if calls else chunk.finish_reason,
+                )
+            final = chunk
+            if hooks is not None and request is not None:
+                await hooks.attempt_success(request, name, lease.attempt, latency)
             yield chunk
             await _drain(call, stream)
         finally:
@@ -248,6 +289,8 @@ async def stream_request(
                     final.finish_reason,
                     usage,
                     final.request_id,
+                    tool_calls=tuple(calls),
+                    parsed=final.parsed,
                     cost=final.cost,
                 )
             with anyio.CancelScope(shield=True):

@@ -34,6 +34,7 @@ import anyio
 import sniffio
 
 from orchestrator._secrets import get_logger
+from orchestrator.capabilities import Capabilities, EmbeddingSpace
 from orchestrator.config import ProviderConfig
 from orchestrator.errors import (
     AuthenticationError,
@@ -45,7 +46,14 @@ from orchestrator.errors import (
 )
 from orchestrator.pricing import Price
 from orchestrator.retry import RetryPolicy, retries_managed_by_caller
-from orchestrator.types import Chunk, Completion, GenerationParams, Message
+from orchestrator.types import (
+    Chunk,
+    Completion,
+    EmbeddingKind,
+    Embeddings,
+    GenerationParams,
+    Message,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -220,15 +228,20 @@ class BaseProvider(abc.ABC):
     """Base class of every provider.
 
     Subclasses implement :meth:`generate` and :meth:`health_check`; vendor providers also
-    override :meth:`chat` and :meth:`stream`. Capabilities are class attributes.
+    override :meth:`chat` and :meth:`stream`, and :meth:`embed` when the vendor has
+    embeddings. :meth:`capabilities` derives what it serves from what it implements.
     """
 
     #: The config class this provider needs; a plain ``ProviderConfig`` is upgraded to it.
     config_class: ClassVar[type[ProviderConfig]] = ProviderConfig
-    #: Overrides ``chat`` natively (messages with roles, usage, finish reason).
-    supports_chat: ClassVar[bool] = False
-    #: Overrides ``stream`` natively (chunks as the vendor produces them).
-    supports_streaming: ClassVar[bool] = False
+    #: ``chat``/``stream`` send ``params.tools`` and return the model's tool calls
+    #: (``Completion.tool_calls``; whole calls on stream chunks), take ``tool`` messages
+    #: and assistant messages with ``tool_calls``, and honour ``tool_choice``.
+    supports_tools: ClassVar[bool] = False
+    #: ...and several calls in one answer / one assistant message.
+    supports_parallel_tool_calls: ClassVar[bool] = False
+    #: ``chat``/``stream`` send ``params.response_format`` (the router validates the answer).
+    supports_structured_output: ClassVar[bool] = False
     #: Sends ``params.model`` (a per-request model) instead of ``config.model`` when given.
     supports_model_override: ClassVar[bool] = False
     #: Default prices in roubles per 1,000 tokens, by model (``"*"`` for any other model);
@@ -307,6 +320,32 @@ class BaseProvider(abc.ABC):
             finish_reason=completion.finish_reason or "stop",
             usage=completion.usage,
             request_id=completion.request_id,
+            tool_calls=completion.tool_calls,
+        )
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Embeddings:
+        """Embed ``texts`` (at most ``embedding_space().max_batch`` of them), one vector per
+        text in order, all of ``embedding_space().dimension`` numbers. Override it (and
+        :meth:`embedding_space`) when the vendor has embeddings."""
+        raise NotImplementedError(f"{type(self).__name__} has no embeddings")
+
+    def embedding_space(self) -> EmbeddingSpace | None:
+        """The vector space :meth:`embed` answers in (None: no embeddings). Providers of
+        one space may answer for each other; the router never mixes two spaces."""
+        return None
+
+    @classmethod
+    def capabilities(cls) -> Capabilities:
+        """What this provider class serves, from what it implements (and says it does)."""
+        chat = cls.chat is not BaseProvider.chat
+        tools = chat and cls.supports_tools
+        return Capabilities(
+            chat=chat,
+            streaming=cls.stream is not BaseProvider.stream,
+            tools=tools,
+            parallel_tool_calls=tools and cls.supports_parallel_tool_calls,
+            structured_output=chat and cls.supports_structured_output,
+            embeddings=cls.embed is not BaseProvider.embed,
         )
 
     @classmethod

@@ -81,8 +81,6 @@ class MockProvider(BaseProvider):
     """In-memory provider with scriptable failures."""
 
     config_class = MockConfig
-    supports_chat = True
-    supports_streaming = True
     config: MockConfig
 
     def __init__(self, config: ProviderConfig) -> None:
