@@ -17,7 +17,6 @@ from orchestrator.types import Chunk, Completion, Message, Usage
 class InProcess(BaseProvider):
     """Answers at once: what remains is the router's own cost."""
 
-    supports_chat = supports_streaming = True
     chunks = 1000
     usage = Usage(1, 1, 2)
 

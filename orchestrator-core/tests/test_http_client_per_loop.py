@@ -34,8 +34,6 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class EchoProvider(BaseProvider):
-    supports_chat = True
-
     def _create_http_client(self) -> Any:
         client = super()._create_http_client()
         client.base_url = self.config.base_url or ""

@@ -65,9 +65,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 class EchoProvider(BaseProvider):
     """A direct BaseProvider over a two-connection pool: chat and a real stream."""
 
-    supports_chat = True
-    supports_streaming = True
-
     def _create_http_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.config.base_url or "",

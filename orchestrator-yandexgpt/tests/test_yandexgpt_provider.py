@@ -280,10 +280,10 @@ async def test_token_counting(provider: YandexGPTProvider) -> None:
 
 
 async def test_embeddings(provider: YandexGPTProvider, emulator: YandexGPTEmulator) -> None:
-    doc = await provider.embed("text")
-    query = await provider.embed("text", kind="query")
-    assert len(doc) == 256
-    assert doc != query
+    doc = await provider.embed(["text"])
+    query = await provider.embed(["text"], kind="query")
+    assert len(doc.vectors[0]) == doc.dimension == 256
+    assert doc.vectors != query.vectors
     assert emulator.requests[-1]["json"]["modelUri"] == (
         f"emb://{TEST_FOLDER_ID}/text-search-query/latest"
     )

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager, aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -37,6 +37,7 @@ from orchestrator.boundary import (
     mapped_transport_errors,
     token_count,
 )
+from orchestrator.capabilities import EmbeddingSpace
 from orchestrator.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -48,6 +49,8 @@ from orchestrator.providers.base import BaseProvider
 from orchestrator.types import (
     Chunk,
     Completion,
+    EmbeddingKind,
+    Embeddings,
     FinishReason,
     GenerationParams,
     Message,
@@ -791,12 +794,27 @@ class YandexGPTProvider(BaseProvider):
             return False
         return True
 
-    async def embed(self, text: str, *, kind: Literal["doc", "query"] = "doc") -> list[float]:
-        """An embedding of ``text`` (``text-search-doc`` or ``text-search-query``)."""
-        body = {
-            "modelUri": f"emb://{self.folder_id}/text-search-{kind}/latest",
-            "text": text,
-        }
+    def embedding_space(self) -> EmbeddingSpace:
+        """``text-search-doc`` and ``text-search-query`` are one space (made to be compared
+        with each other): 256 numbers, one text per request."""
+        return EmbeddingSpace("yandexgpt/text-search", "text-search", 256, max_batch=1)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Embeddings:
+        """Embeddings of ``texts`` with ``text-search-doc`` (``kind="document"``) or
+        ``text-search-query``; the API takes one text per request."""
+        model = "text-search-doc" if kind == "document" else "text-search-query"
+        vectors = []
+        tokens = 0
+        for text in texts:
+            vector, used = await self._embed_one(text, model)
+            vectors.append(vector)
+            tokens += used
+        return Embeddings(
+            vectors, self.name, model, 256, "yandexgpt/text-search", Usage(tokens, 0, tokens)
+        )
+
+    async def _embed_one(self, text: str, model: str) -> tuple[list[float], int]:
+        body = {"modelUri": f"emb://{self.folder_id}/{model}/latest", "text": text}
         response, request_id = await self._retry_with_backoff(
             self._send, "POST", EMBEDDING_PATH, body=body, what="YandexGPT embedding"
         )
@@ -805,7 +823,8 @@ class YandexGPTProvider(BaseProvider):
         if isinstance(vector, list) and all(
             isinstance(x, int | float) and not isinstance(x, bool) for x in vector
         ):
-            return [float(x) for x in vector]
+            tokens = data.get("numTokens", 0)
+            return [float(x) for x in vector], int(tokens) if str(tokens).isdigit() else 0
         raise ProviderError(
             "YandexGPT answered textEmbedding without an embedding list of numbers; check base_url",
             provider=self.name,

@@ -116,7 +116,6 @@ class {{ cookiecutter.class_name }}(BaseProvider):
     DEFAULT_BASE_URL: str = "{{ cookiecutter.default_base_url }}"
     DEFAULT_MODEL: str = "{{ cookiecutter.default_model }}"
 
-
     # -- HTTP -----------------------------------------------------------------------------
 
     def _create_http_client(self) -> httpx.AsyncClient:
