@@ -28,11 +28,14 @@ if TYPE_CHECKING:
         ConfigurationError,
         DeadlineExceededError,
         InvalidRequestError,
+        InvalidToolCallError,
         NoProvidersError,
         OrchestratorError,
         ProviderError,
         RateLimitError,
         StreamInterruptedError,
+        StructuredOutputError,
+        UnsupportedCapabilityError,
     )
     from orchestrator.events import RequestInfo, UsageEvent
     from orchestrator.health import BreakerConfig, ProviderSlot
@@ -42,7 +45,16 @@ if TYPE_CHECKING:
     from orchestrator.router import Router
     from orchestrator.strategies import Strategy
     from orchestrator.sync import SyncRouter
-    from orchestrator.types import Chunk, Completion, GenerationParams, Message, Usage
+    from orchestrator.tools import ResponseFormat, Tool
+    from orchestrator.types import (
+        Chunk,
+        Completion,
+        Embeddings,
+        GenerationParams,
+        Message,
+        ToolCall,
+        Usage,
+    )
 
 __version__ = "0.1.0"
 
@@ -61,8 +73,10 @@ __all__ = [
     "Completion",
     "ConfigurationError",
     "DeadlineExceededError",
+    "Embeddings",
     "GenerationParams",
     "InvalidRequestError",
+    "InvalidToolCallError",
     "Message",
     "NoProvidersError",
     "OrchestratorError",
@@ -73,10 +87,15 @@ __all__ = [
     "ProviderSlot",
     "RateLimitError",
     "RequestInfo",
+    "ResponseFormat",
     "Router",
     "Strategy",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "SyncRouter",
+    "Tool",
+    "ToolCall",
+    "UnsupportedCapabilityError",
     "Usage",
     "UsageEvent",
     "__version__",
@@ -100,6 +119,10 @@ _LAZY = {
     "GenerationParams": "orchestrator.params",
     "Message": "orchestrator.types",
     "Usage": "orchestrator.types",
+    "ToolCall": "orchestrator.types",
+    "Embeddings": "orchestrator.types",
+    "Tool": "orchestrator.tools",
+    "ResponseFormat": "orchestrator.tools",
     **dict.fromkeys(
         (
             "AllProvidersFailedError",
@@ -107,11 +130,14 @@ _LAZY = {
             "ConfigurationError",
             "DeadlineExceededError",
             "InvalidRequestError",
+            "InvalidToolCallError",
             "NoProvidersError",
             "OrchestratorError",
             "ProviderError",
             "RateLimitError",
             "StreamInterruptedError",
+            "StructuredOutputError",
+            "UnsupportedCapabilityError",
         ),
         "orchestrator.errors",
     ),

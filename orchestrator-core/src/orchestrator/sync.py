@@ -26,7 +26,7 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
     from orchestrator.router import MessagesInput, Router
-    from orchestrator.types import Chunk, Completion, GenerationParams
+    from orchestrator.types import Chunk, Completion, Embeddings, GenerationParams
 
 __all__ = ["SyncRouter"]
 
@@ -190,6 +190,11 @@ class SyncRouter:
     ) -> Generator[Chunk, None, None]:
         """``Router.chat_stream``, as an iterator of :class:`~orchestrator.Chunk`\\ s."""
         return self._iterate(self.router.chat_stream, messages, params, **options)
+
+    def embed(self, texts: str | Sequence[str], **options: Any) -> Embeddings:
+        """``Router.embed`` (``kind=``, ``space=``, ``provider=``, ``deadline=``), blocking."""
+        result: Embeddings = self._call(self.router.embed, texts, **options)
+        return result
 
     def _iterate(
         self, factory: Callable[..., Any], *args: Any, **kwargs: Any
