@@ -4,6 +4,7 @@ user input before any network call."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,7 +55,7 @@ class GenerationParams(BaseModel):
         "A provider that cannot switch models per request rejects it before any call.",
     )
 
-    tools: tuple[Tool, ...] | None = Field(
+    tools: Sequence[Tool] | None = Field(
         default=None, description="Tools the model may call (at most 128)."
     )
     tool_choice: str | None = Field(

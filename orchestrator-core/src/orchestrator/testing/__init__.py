@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.testing.scripting import ScriptableApp
+from orchestrator.testing.scripting import ScriptableApp, ScriptableModel
 from orchestrator.testing.server import LoopbackServer
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LoopbackServer",
     "ScriptableApp",
+    "ScriptableModel",
     "ProviderContract",
     "StandardTestRemovedError",
     "FakeOpenAIServer",

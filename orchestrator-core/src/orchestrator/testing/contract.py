@@ -32,7 +32,14 @@ What the standard tests check:
 - cancelling a call or closing a stream early releases the connection;
 - ``health_check`` returns a bool and never raises (serving, outage, server down);
 - credentials never appear in logs, error texts or reprs;
-- the provider is registered under its entry point, and a ``Router`` routes to it.
+- the provider is registered under its entry point, and a ``Router`` routes to it;
+- for each capability it declares (:meth:`BaseProvider.capabilities`): a tool round trip
+  (the model calls a tool, the result goes back, the model answers), a streamed tool call
+  that arrives whole, several calls in one answer, structured output parsed and an invalid
+  answer refused with its raw text, embeddings one per text, in order, of the declared
+  dimension. These need the app to be a :class:`~orchestrator.testing.ScriptableModel`
+  (``script_tool_calls``, ``script_reply``); they are not collected for capabilities the
+  provider does not declare, and appear when it does.
 
 A standard test you cannot pass yet must be overridden and marked, never deleted::
 
@@ -49,6 +56,7 @@ mark that gives a reason fails when the class is created.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -67,14 +75,17 @@ from orchestrator.errors import (
     ProviderError,
     RateLimitError,
     StreamError,
+    StructuredOutputError,
 )
 from orchestrator.plugins import PluginRegistry
 from orchestrator.testing.server import LoopbackServer
-from orchestrator.types import Chunk, Completion, GenerationParams, Message
+from orchestrator.tools import Tool
+from orchestrator.types import Chunk, Completion, GenerationParams, Message, ToolCall
 
 if TYPE_CHECKING:
+    from orchestrator.capabilities import Capability
     from orchestrator.providers.base import BaseProvider
-    from orchestrator.testing.scripting import ScriptableApp
+    from orchestrator.testing.scripting import ScriptableApp, ScriptableModel
 
 __all__ = [
     "ERROR_STATUSES",
@@ -210,7 +221,15 @@ class ProviderContract:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        provider_class = getattr(cls, "provider_class", None)
+        declared = set() if provider_class is None else set(provider_class.capabilities().names())
         for name in ProviderContract._standard_tests:
+            capability = _CAPABILITY_TESTS.get(name)
+            if capability is not None and capability not in declared:
+                # Not declared: not collected (it appears once the provider declares it).
+                if name not in cls.__dict__:
+                    setattr(cls, name, None)
+                continue
             value = getattr(cls, name, None)
             if value is None:
                 raise StandardTestRemovedError(
@@ -690,6 +709,157 @@ class ProviderContract:
         assert text
         assert "".join(c.delta for c in chunks) == text
 
+    # -- capabilities (collected only for what the provider declares) ---------------------
+
+    #: The tool the capability tests offer, and what the scripted model calls it with.
+    weather_tool: ClassVar[Tool] = Tool(
+        "get_weather",
+        "Current weather in a city",
+        {
+            "type": "object",
+            "properties": {"city": {"type": "string", "description": "City name"}},
+            "required": ["city"],
+        },
+    )
+
+    def scripted_model(self, app: ScriptableApp) -> ScriptableModel:
+        """``app`` as a :class:`ScriptableModel` (failing the test when it is not one)."""
+        from orchestrator.testing.scripting import ScriptableModel
+
+        if not isinstance(app, ScriptableModel):
+            pytest.fail(
+                f"{type(app).__name__} cannot script the model's answers; the capability "
+                "tests need an app with script_tool_calls() and script_reply() "
+                "(orchestrator.testing.ScriptableModel)"
+            )
+        return app
+
+    def _router(self, server: LoopbackServer) -> Any:
+        from orchestrator.router import Router
+
+        router = Router(registry=PluginRegistry(entry_points=False), on_invalid_output="raise")
+        router.add_provider(self.make_provider(server))
+        return router
+
+    async def test_tool_round_trip(self, server: LoopbackServer, app: ScriptableApp) -> None:
+        """The model calls a tool (a whole :class:`ToolCall`, ``finish_reason`` ``tool_calls``),
+        the result goes back in a ``tool`` message, and the model answers with text."""
+        model = self.scripted_model(app)
+        params = GenerationParams(tools=[self.weather_tool])
+        model.script_tool_calls([("get_weather", {"city": "Moscow"})])
+        model.script_reply("It is 8 degrees in Moscow.")
+        async with self._router(server) as router:
+            with anyio.fail_after(self.call_timeout):
+                first = await router.chat(self.messages(), params)
+                assert first.finish_reason == "tool_calls", first
+                assert len(first.tool_calls) == 1, first.tool_calls
+                (call,) = first.tool_calls
+                assert isinstance(call, ToolCall)
+                assert call.id
+                assert (call.name, dict(call.arguments)) == ("get_weather", {"city": "Moscow"})
+                history = [
+                    *self.messages(),
+                    Message("assistant", first.text, first.tool_calls),
+                    Message.tool_result(call, {"temperature": 8, "unit": "C"}),
+                ]
+                final = await router.chat(history, params)
+        assert final.text == "It is 8 degrees in Moscow."
+        assert final.tool_calls == ()
+        assert final.finish_reason == "stop"
+
+    async def test_streamed_tool_call_arrives_whole(
+        self, server: LoopbackServer, app: ScriptableApp
+    ) -> None:
+        """A streamed tool call reaches the caller whole (never half an argument string), and
+        the last chunk says ``tool_calls``."""
+        model = self.scripted_model(app)
+        arguments = {"city": 'Нижний Новгород, набережная "Федоровского"'}
+        model.script_tool_calls([("get_weather", arguments)])
+        params = GenerationParams(tools=[self.weather_tool])
+        async with self.make_provider(server) as provider:
+            with anyio.fail_after(self.call_timeout):
+                chunks = [c async for c in provider.stream(self.messages(), params)]
+        calls = [call for chunk in chunks for call in chunk.tool_calls]
+        assert [(c.name, dict(c.arguments)) for c in calls] == [("get_weather", arguments)]
+        assert chunks[-1].finish_reason == "tool_calls"
+        model.script_tool_calls([("get_weather", arguments)])
+        async with self._router(server) as router:
+            with anyio.fail_after(self.call_timeout):
+                routed = [c async for c in router.chat_stream(self.messages(), params)]
+        assert next(c for chunk in routed for c in chunk.tool_calls).arguments == arguments
+
+    async def test_parallel_tool_calls(self, server: LoopbackServer, app: ScriptableApp) -> None:
+        """Several calls in one answer arrive in order, and go back in one conversation."""
+        model = self.scripted_model(app)
+        model.script_tool_calls(
+            [("get_weather", {"city": "Moscow"}), ("get_weather", {"city": "Kazan"})]
+        )
+        model.script_reply("Both are cold.")
+        params = GenerationParams(tools=[self.weather_tool])
+        async with self._router(server) as router:
+            with anyio.fail_after(self.call_timeout):
+                first = await router.chat(self.messages(), params)
+                cities = [dict(c.arguments)["city"] for c in first.tool_calls]
+                assert cities == ["Moscow", "Kazan"]
+                assert len({c.id for c in first.tool_calls}) == 2, "tool call ids must differ"
+                history = [
+                    *self.messages(),
+                    Message("assistant", first.text, first.tool_calls),
+                    *(Message.tool_result(c, "cold") for c in first.tool_calls),
+                ]
+                final = await router.chat(history, params)
+        assert final.text == "Both are cold."
+
+    async def test_structured_output_is_validated(
+        self, server: LoopbackServer, app: ScriptableApp
+    ) -> None:
+        """A ``response_format`` answer comes back parsed; one that does not match the schema
+        is a :class:`StructuredOutputError` carrying the raw text."""
+        from pydantic import BaseModel
+
+        class Answer(BaseModel):
+            answer: str
+            n: int
+
+        model = self.scripted_model(app)
+        model.script_reply('{"answer": "ok", "n": 3}')
+        model.script_reply('{"answer": "ok"}')
+        async with self._router(server) as router:
+            with anyio.fail_after(self.call_timeout):
+                good = await router.chat(self.messages(), {"response_format": Answer})
+                assert good.parsed == Answer(answer="ok", n=3)
+                with pytest.raises(StructuredOutputError) as info:
+                    await router.chat(self.messages(), {"response_format": Answer})
+        assert json.loads(info.value.raw_text) == {"answer": "ok"}
+        assert info.value.provider == self.entry_point or info.value.provider
+
+    async def test_embeddings_order_and_dimension(self, server: LoopbackServer) -> None:
+        """One vector per text, in the texts' order, each of the declared dimension, across
+        several batches (the emulator's vectors must depend on the text only)."""
+        async with self.make_provider(server) as provider:
+            space = provider.embedding_space()
+            assert space is not None, "embed() is implemented but embedding_space() is None"
+            texts = [f"text number {i}" for i in range(min(2 * space.max_batch + 1, 7))]
+            router = self._router(server)
+            with anyio.fail_after(self.call_timeout):
+                result = await router.embed(texts)
+                alone = [(await provider.embed([t])).vectors[0] for t in texts]
+        assert len(result.vectors) == len(texts)
+        assert all(len(v) == space.dimension for v in result.vectors)
+        assert result.space == space.name
+        assert [list(v) for v in result.vectors] == [list(v) for v in alone], (
+            "the batch's vectors are not in the order of the texts"
+        )
+
+
+#: The capability each capability test needs (not collected without it).
+_CAPABILITY_TESTS: dict[str, Capability] = {
+    "test_tool_round_trip": "tools",
+    "test_streamed_tool_call_arrives_whole": "tools",
+    "test_parallel_tool_calls": "parallel_tool_calls",
+    "test_structured_output_is_validated": "structured_output",
+    "test_embeddings_order_and_dimension": "embeddings",
+}
 
 ProviderContract._standard_tests = frozenset(
     name for name in vars(ProviderContract) if name.startswith("test_")

@@ -4,9 +4,10 @@ emulators, so tests, the contract kit and ``orchestrator demo`` drive any of the
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ScriptableApp"]
+__all__ = ["ScriptableApp", "ScriptableModel"]
 
 
 @runtime_checkable
@@ -42,3 +43,23 @@ class ScriptableApp(Protocol):
     @property
     def request_count(self) -> int:
         """API calls received so far (token/OAuth calls excluded)."""
+
+
+@runtime_checkable
+class ScriptableModel(Protocol):
+    """What the "model" of an emulator answers, scripted (for apps that emulate tools and
+    structured output). The contract kit uses it to test each capability a provider
+    declares; users use it to test their agents offline.
+
+    A scripted answer is used by the next chat completion (plain or streamed), whatever the
+    request says - also a call of a tool the request did not offer, or a reply that does
+    not match the request's schema, which is how the failure paths are tested.
+    """
+
+    def script_tool_calls(
+        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
+    ) -> None:
+        """The next ``times`` answers call these tools (``(name, arguments)``, in order)."""
+
+    def script_reply(self, text: str, *, times: int = 1) -> None:
+        """The next ``times`` answers are ``text`` (e.g. JSON for structured output)."""
