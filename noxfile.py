@@ -1,7 +1,8 @@
 """Developer and CI tasks. `nox` runs every default session (what CI runs).
 
-Sessions: lint, typecheck, tests, build (wheels into dist/ + smoke install from there),
-template (plugin-template self-test), docs, bench (a smoke run; `-- --full` for figures),
+Sessions: lint, typecheck, tests, langchain (LangChain's standard suites), build (wheels
+into dist/ + smoke install from there), template (plugin-template self-test), docs,
+bench (a smoke run; `-- --full` for figures),
 soak (the chaos soak at CI size; `-- --requests 10000 --backend asyncio` for a full run),
 and demo (not default: CI runs the README's own demo command).
 """
@@ -29,7 +30,10 @@ PACKAGES = {
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
+    "orchestrator-langchain": "orchestrator-langchain",
 }
+#: Packages whose tests run in a session of their own (and check their coverage there).
+OWN_SESSION = {"orchestrator-langchain": "langchain"}
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
 EDITABLE = [
@@ -43,6 +47,8 @@ EDITABLE = [
     "./orchestrator-openai[emulator]",
     "-e",
     "./orchestrator-ollama[emulator]",
+    "-e",
+    "./orchestrator-langchain",
 ]
 COVERAGE_FLOOR = 90
 
@@ -52,6 +58,7 @@ nox.options.sessions = [
     "lint",
     "typecheck",
     "tests",
+    "langchain",
     "build",
     "template",
     "docs",
@@ -97,10 +104,13 @@ def tests(session: nox.Session) -> None:
         "pytest",
         # The template self-test builds venvs of its own: it has the `template` session.
         "--ignore=tests/test_template.py",
+        *(f"--ignore={folder}" for folder in OWN_SESSION),
         *session.posargs,
         env={"COVERAGE_FILE": str(ROOT / ".coverage")},
     )
     for folder, distribution in PACKAGES.items():
+        if folder in OWN_SESSION:
+            continue
         session.log(f"coverage of {distribution}")
         session.run(
             "coverage",
@@ -111,6 +121,39 @@ def tests(session: nox.Session) -> None:
             "--show-missing",
             env={"COVERAGE_FILE": str(ROOT / ".coverage")},
         )
+
+
+@nox.session
+def langchain(session: nox.Session) -> None:
+    """LangChain's own standard suites (langchain-tests: chat model and embeddings, unit and
+    integration over the emulators) and the package's tests, with coverage >= 90%.
+
+    A pytest invocation of its own: the standard suites' async tests need pytest-asyncio in
+    auto mode, which the anyio-based main suite must not have (its config is the package's
+    pyproject.toml, so the root's is not read)."""
+    session.install(*EDITABLE, "-e", "./orchestrator-langchain[test]", "coverage>=7.5")
+    data = str(ROOT / ".coverage.langchain")
+    session.run(
+        "coverage",
+        "run",
+        "--source=orchestrator_langchain",
+        "-m",
+        "pytest",
+        "-c",
+        "orchestrator-langchain/pyproject.toml",
+        "--rootdir=orchestrator-langchain",
+        "orchestrator-langchain/tests",
+        *session.posargs,
+        env={"COVERAGE_FILE": data},
+    )
+    session.run(
+        "coverage",
+        "report",
+        "--include=orchestrator-langchain/src/*",
+        f"--fail-under={COVERAGE_FLOOR}",
+        "--show-missing",
+        env={"COVERAGE_FILE": data},
+    )
 
 
 @nox.session

@@ -256,11 +256,12 @@ def as_langchain_error(error: BaseException) -> BaseException:
         mixed = type(cls.__name__, (cls, target), {"__module__": cls.__module__})
         mixed.__qualname__ = cls.__qualname__
         _MIXED[cls, target] = mixed
-    error.__class__ = mixed
-    if isinstance(error, lc_errors.ModelError):
-        error.is_retryable = error.transient  # type: ignore[misc]
-    if isinstance(error, lc_errors.OutputParserException):
-        error.observation = None
-        error.llm_output = getattr(error, "raw_text", None)
-        error.send_to_llm = False
+    mutable: Any = error
+    mutable.__class__ = mixed
+    if isinstance(mutable, lc_errors.ModelError):
+        mutable.is_retryable = error.transient
+    if isinstance(mutable, lc_errors.OutputParserException):
+        mutable.observation = None
+        mutable.llm_output = getattr(error, "raw_text", None)
+        mutable.send_to_llm = False
     return error

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from pathlib import Path
 from typing import Any
 
 from orchestrator import Router, SyncRouter
@@ -37,10 +36,8 @@ def resolve_router(router: Any, config: Any) -> tuple[Router, SyncRouter | None]
         raise TypeError(
             f"router must be an orchestrator Router or SyncRouter, got {type(router).__name__}"
         )
-    if config is not None:
-        if isinstance(config, str | Path | dict):
-            return Router.from_config(config), None
-        raise TypeError(f"config must be a TOML file path or a dict, got {type(config).__name__}")
+    if config is not None:  # a path or a dict (the models' fields say so)
+        return Router.from_config(config), None
     return Router.from_env(), None
 
 

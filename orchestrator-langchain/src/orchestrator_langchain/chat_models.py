@@ -397,13 +397,14 @@ class _StructuredParser(BaseOutputParser[Any]):
             raise OutputParserException(
                 f"the answer is JSON {type(value).__name__}, not an object", llm_output=text
             )
-        schema = self.target
+        schema: Any = self.target
         if not (isinstance(schema, type) and is_basemodel_subclass(schema)):
             return dict(value)
+        model: Any = schema
         try:
-            if hasattr(schema, "model_validate"):
-                return schema.model_validate(value)
-            return schema.parse_obj(value)  # a pydantic.v1 model
+            if hasattr(model, "model_validate"):
+                return model.model_validate(value)
+            return model.parse_obj(value)  # a pydantic.v1 model
         except Exception as exc:  # pydantic's ValidationError of either major version
             raise OutputParserException(
                 f"the answer does not match {schema.__name__}: {exc}", llm_output=text
