@@ -115,8 +115,9 @@ def test_params_and_options_per_instance_and_per_call(
         50,
         0.5,
     )
-    assert params.stop == ["there"]
+    assert params.stop is None  # applied here, for every provider alike
     assert answer.content == "Hello! You said: hi you "
+    assert answer.response_metadata["finish_reason"] == "stop"
     assert answer.response_metadata["model_name"] == "scripted-2"
     assert answer.response_metadata["provider"] == "scripted"
     assert answer.usage_metadata is not None and answer.usage_metadata["total_tokens"] > 0
@@ -467,3 +468,32 @@ def test_model_name_falls_back_to_the_providers_configured_model() -> None:
     assert llm.invoke("x", model="asked").response_metadata["model_name"] == "asked"
     last = list(llm.stream("x"))[-1]
     assert last.response_metadata["model_name"] == "configured"
+
+
+def test_stop_sequences_cut_a_stream_and_keep_its_usage(router: Router) -> None:
+    llm = ChatOrchestrator(router=router, stop=["sa", "zzz"])
+    chunks = list(llm.stream("a b c"))
+    assert "".join(str(c.content) for c in chunks) == "Hello! You "
+    assert chunks[-1].usage_metadata is not None  # the rest was read for its usage
+    assert chunks[-1].response_metadata["finish_reason"] == "stop"
+
+
+async def test_stop_sequences_cut_an_async_stream(router: Router) -> None:
+    llm = ChatOrchestrator(router=router)
+    text = "".join([str(c.content) async for c in llm.astream("a b c", stop=[" b"])])
+    assert text == "Hello! You said: a"
+    assert (await llm.ainvoke("a b c", stop=["c"])).content == "Hello! You said: a b "
+
+
+def test_consecutive_system_messages_are_sent_as_one(
+    router: Router, provider: ScriptedProvider
+) -> None:
+    ChatOrchestrator(router=router).invoke(
+        [SystemMessage("one"), SystemMessage("two"), HumanMessage("hi"), HumanMessage("again")]
+    )
+    messages, _ = provider.requests[-1]
+    assert [(m.role, m.content) for m in messages] == [
+        ("system", "one\n\ntwo"),
+        ("user", "hi"),
+        ("user", "again"),
+    ]

@@ -26,6 +26,7 @@ from orchestrator.tools import new_call_id
 from orchestrator.types import Chunk, Completion, Message, ToolCall, Usage
 
 __all__ = [
+    "StopCutter",
     "as_langchain_error",
     "chunk_message",
     "completion_message",
@@ -103,7 +104,62 @@ def to_messages(messages: Sequence[BaseMessage]) -> list[Message]:
                 f"{what} is not supported; use SystemMessage, HumanMessage, AIMessage or "
                 "ToolMessage (or ChatMessage with role system, user or assistant)"
             )
-    return result
+    return _merge_system(result)
+
+
+def _merge_system(messages: list[Message]) -> list[Message]:
+    """Consecutive system messages as one (joined by a blank line): several vendors
+    (GigaChat) accept a single system message only, and the meaning is the same."""
+    merged: list[Message] = []
+    for message in messages:
+        if merged and message.role == "system" and merged[-1].role == "system":
+            merged[-1] = Message("system", f"{merged[-1].content}\n\n{message.content}")
+        else:
+            merged.append(message)
+    return merged
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop sequence, and whether one was found."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    return (text, False) if cut < 0 else (text[:cut], True)
+
+
+class StopCutter:
+    """Cuts a stream of text deltas before the first stop sequence: text that may be the
+    start of a stop sequence is held back until the next delta decides."""
+
+    __slots__ = ("done", "held", "stops")
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.held = ""
+        self.done = False
+
+    def feed(self, delta: str) -> str:
+        """The part of ``delta`` (with what was held) that can be shown now."""
+        if self.done:
+            return ""
+        text, found = cut_at_stop(self.held + delta, self.stops)
+        if found:
+            self.done, self.held = True, ""
+            return text
+        keep = max(
+            (
+                n
+                for s in self.stops
+                for n in range(min(len(s) - 1, len(text)), 0, -1)
+                if text.endswith(s[:n])
+            ),
+            default=0,
+        )
+        self.held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
+
+    def flush(self) -> str:
+        """What was held back, at the end of the stream."""
+        held, self.held = self.held, ""
+        return held
 
 
 def to_tool(tool: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ that never mixes providers)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -25,9 +26,11 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from orchestrator import GenerationParams, ProviderError, Router, SyncRouter
 from orchestrator.types import Chunk, Completion, Message
 from orchestrator_langchain._convert import (
+    StopCutter,
     as_langchain_error,
     chunk_message,
     completion_message,
+    cut_at_stop,
     to_messages,
     to_tool,
     to_tool_choice,
@@ -69,6 +72,10 @@ class ChatOrchestrator(BaseChatModel):
     ``provider`` pins the request to one provider (no failover); ``timeout`` bounds the
     whole request across retries and fallbacks (the router's ``deadline``).
 
+    ``stop`` sequences are applied here, for every provider alike (GigaChat and YandexGPT
+    have none): the text ends before the first one; a stream shows nothing after it, and
+    reads the rest of the answer only for its usage and cost.
+
     ``response_metadata`` of each answer has ``model_name``, ``provider`` (the router's
     provider that answered), ``finish_reason``, ``request_id`` and ``cost_rub`` when the
     price is known; ``usage_metadata`` has the vendor's token counts.
@@ -86,6 +93,7 @@ class ChatOrchestrator(BaseChatModel):
     max_tokens: int | None = None
     top_p: float | None = None
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """The text ends before the first of these (applied by this adapter)."""
     provider: str | None = None
     """Pin every request to this provider of the router (no failover)."""
     timeout: float | None = None
@@ -142,8 +150,9 @@ class ChatOrchestrator(BaseChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[list[Message], GenerationParams, dict[str, Any]]:
-        """The router's input for one call, validated before any network call."""
+    ) -> tuple[list[Message], GenerationParams, dict[str, Any], list[str]]:
+        """The router's input for one call, validated before any network call, and the
+        stop sequences (applied here: see :meth:`_cut`)."""
         values: dict[str, Any] = {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
@@ -153,7 +162,7 @@ class ChatOrchestrator(BaseChatModel):
         for name in _PARAM_KWARGS:
             if name in kwargs:
                 values[name] = kwargs.pop(name)
-        values["stop"] = stop or self.stop or None
+        stops = [s for s in (stop or self.stop or ()) if s]
         options = {
             "provider": kwargs.pop("provider", self.provider),
             "deadline": kwargs.pop("timeout", self.timeout),
@@ -165,7 +174,7 @@ class ChatOrchestrator(BaseChatModel):
                 f"{', '.join(_PARAM_KWARGS)}, stop, provider and timeout"
             )
         params = GenerationParams(**{k: v for k, v in values.items() if v is not None})
-        return to_messages(messages), params, options
+        return to_messages(messages), params, options, stops
 
     def _model_name(self, answer: Completion | Chunk, params: GenerationParams) -> str:
         """The model that answered, when the vendor did not say."""
@@ -186,14 +195,14 @@ class ChatOrchestrator(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        msgs, params, options = self._request(messages, stop, kwargs)
+        msgs, params, options, stops = self._request(messages, stop, kwargs)
         runner = sync_router(self._router, self._given_sync)
         try:
             completion = runner.chat(msgs, params, **options)
         except ProviderError as exc:
             as_langchain_error(exc)  # the same error, also LangChain's matching class
             raise
-        return _result(completion, self._model_name(completion, params))
+        return _result(_cut(completion, stops), self._model_name(completion, params))
 
     async def _agenerate(
         self,
@@ -202,13 +211,13 @@ class ChatOrchestrator(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        msgs, params, options = self._request(messages, stop, kwargs)
+        msgs, params, options, stops = self._request(messages, stop, kwargs)
         try:
             completion = await self._router.chat(msgs, params, **options)
         except ProviderError as exc:
             as_langchain_error(exc)  # the same error, also LangChain's matching class
             raise
-        return _result(completion, self._model_name(completion, params))
+        return _result(_cut(completion, stops), self._model_name(completion, params))
 
     def _stream(
         self,
@@ -217,20 +226,19 @@ class ChatOrchestrator(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        msgs, params, options = self._request(messages, stop, kwargs)
+        msgs, params, options, stops = self._request(messages, stop, kwargs)
         runner = sync_router(self._router, self._given_sync)
-        calls = 0
+        pieces = _Pieces(stops)
         try:
             # closing(): leaving early (break, an error in a callback) closes the provider's
             # HTTP response at once instead of when the generator is garbage-collected.
             with contextlib.closing(runner.chat_stream(msgs, params, **options)) as chunks:
                 for chunk in chunks:
-                    if not (chunk.delta or chunk.tool_calls or chunk.finish_reason):
+                    generation = self._piece(pieces, chunk, params)
+                    if generation is None:
                         continue
-                    generation = self._chunk(chunk, params, calls)
-                    calls += len(chunk.tool_calls)
-                    if run_manager is not None and chunk.delta:
-                        run_manager.on_llm_new_token(chunk.delta, chunk=generation)
+                    if run_manager is not None and generation.text:
+                        run_manager.on_llm_new_token(generation.text, chunk=generation)
                     yield generation
         except ProviderError as exc:
             as_langchain_error(exc)  # the same error, also LangChain's matching class
@@ -243,25 +251,32 @@ class ChatOrchestrator(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        msgs, params, options = self._request(messages, stop, kwargs)
-        calls = 0
+        msgs, params, options, stops = self._request(messages, stop, kwargs)
+        pieces = _Pieces(stops)
         try:
             async with contextlib.aclosing(self._router.chat_stream(msgs, params, **options)) as s:
                 async for chunk in s:
-                    if not (chunk.delta or chunk.tool_calls or chunk.finish_reason):
+                    generation = self._piece(pieces, chunk, params)
+                    if generation is None:
                         continue
-                    generation = self._chunk(chunk, params, calls)
-                    calls += len(chunk.tool_calls)
-                    if run_manager is not None and chunk.delta:
-                        await run_manager.on_llm_new_token(chunk.delta, chunk=generation)
+                    if run_manager is not None and generation.text:
+                        await run_manager.on_llm_new_token(generation.text, chunk=generation)
                     yield generation
         except ProviderError as exc:
             as_langchain_error(exc)  # the same error, also LangChain's matching class
             raise
 
-    def _chunk(self, chunk: Chunk, params: GenerationParams, calls: int) -> ChatGenerationChunk:
+    def _piece(
+        self, pieces: _Pieces, chunk: Chunk, params: GenerationParams
+    ) -> ChatGenerationChunk | None:
+        """The generation chunk for ``chunk`` (None when it has nothing to show)."""
+        chunk = pieces.cut(chunk)
+        if not (chunk.delta or chunk.tool_calls or chunk.finish_reason):
+            return None
         model = self._model_name(chunk, params) if chunk.finish_reason else ""
-        return ChatGenerationChunk(message=chunk_message(chunk, model, first_index=calls))
+        message = chunk_message(chunk, model, first_index=pieces.calls)
+        pieces.calls += len(chunk.tool_calls)
+        return ChatGenerationChunk(message=message)
 
     # -- tools and structured output ------------------------------------------------------
 
@@ -346,6 +361,37 @@ class ChatOrchestrator(BaseChatModel):
             [RunnablePassthrough.assign(parsed=lambda _: None)], exception_key="parsing_error"
         )
         return RunnableMap(raw=llm) | parsed
+
+
+class _Pieces:
+    """A stream's state: its stop sequences (applied here) and the tool calls so far."""
+
+    __slots__ = ("calls", "cutter")
+
+    def __init__(self, stops: list[str]) -> None:
+        self.cutter = StopCutter(stops) if stops else None
+        self.calls = 0
+
+    def cut(self, chunk: Chunk) -> Chunk:
+        cutter = self.cutter
+        if cutter is None:
+            return chunk
+        delta = cutter.feed(chunk.delta)
+        if chunk.finish_reason is None:
+            return dataclasses.replace(chunk, delta=delta)
+        # The last chunk: what was held back, and "stop" when a stop sequence ended the text
+        # (the rest of the answer was read, for its usage and cost, but not shown).
+        delta += cutter.flush()
+        finish = "stop" if cutter.done else chunk.finish_reason
+        return dataclasses.replace(chunk, delta=delta, finish_reason=finish)
+
+
+def _cut(completion: Completion, stops: list[str]) -> Completion:
+    """``completion`` with its text cut before the first of ``stops``."""
+    text, found = cut_at_stop(completion.text, stops)
+    if not found:
+        return completion
+    return dataclasses.replace(completion, text=text, finish_reason="stop")
 
 
 def _result(completion: Completion, model: str) -> ChatResult:
