@@ -1,5 +1,7 @@
 """LangChain's own integration suites (langchain-tests), unchanged, driving
-ChatOrchestrator -> Router -> each backend (see scripted.py for what "the model" says)."""
+ChatOrchestrator -> Router -> a provider: the in-process scripted provider here (the vendor
+emulators in test_standard_emulators.py). What "the model" answers to each standard test's
+prompt is scripted (see scripted.py); everything else is the real path."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from scripted import Backend
 from orchestrator_langchain import ChatOrchestrator, OrchestratorEmbeddings
 
 
-class _OverBackend:
-    """The backend of the test (a fixture), and the model's answers to its prompts."""
+class OverBackend:
+    """The test's backend (the ``backend`` fixture), scripted with the model's answers to
+    the test's prompts. Test classes say which backend in ``backend_name``."""
 
+    backend_name = "scripted"
     backend: Backend
 
     @pytest.fixture(autouse=True)
@@ -23,7 +27,12 @@ class _OverBackend:
         backend.script(request.node.originalname)
 
 
-class TestChatOrchestratorIntegration(_OverBackend, ChatModelIntegrationTests):
+class ChatSuite(OverBackend, ChatModelIntegrationTests):
+    """The chat model suite, with capability flags that tell the truth: tools, tool_choice
+    and structured output are derived by the suite from our bind_tools and
+    with_structured_output; JSON mode and per-call models are supported; multimodal input
+    is not (the router sends text)."""
+
     @property
     def chat_model_class(self) -> type[ChatOrchestrator]:
         return ChatOrchestrator
@@ -41,7 +50,7 @@ class TestChatOrchestratorIntegration(_OverBackend, ChatModelIntegrationTests):
         return self.backend.model_override
 
 
-class TestOrchestratorEmbeddingsIntegration(_OverBackend, EmbeddingsIntegrationTests):
+class EmbeddingsSuite(OverBackend, EmbeddingsIntegrationTests):
     @property
     def embeddings_class(self) -> type[OrchestratorEmbeddings]:
         return OrchestratorEmbeddings
@@ -49,3 +58,11 @@ class TestOrchestratorEmbeddingsIntegration(_OverBackend, EmbeddingsIntegrationT
     @property
     def embedding_model_params(self) -> dict[str, Any]:
         return {"router": self.backend.router}
+
+
+class TestScriptedChat(ChatSuite):
+    backend_name = "scripted"
+
+
+class TestScriptedEmbeddings(EmbeddingsSuite):
+    backend_name = "scripted"
