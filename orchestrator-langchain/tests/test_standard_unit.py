@@ -36,6 +36,11 @@ class TestChatOrchestratorUnit(ChatModelUnitTests):
     def model_override_value(self) -> str:
         return "scripted-2"
 
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        # No router given: Router.from_env() finds GigaChat's credentials (no call is made).
+        return {"GIGACHAT_CREDENTIALS": "ZW52OmVudg=="}, {"temperature": 0.5}, {"temperature": 0.5}
+
 
 class TestOrchestratorEmbeddingsUnit(EmbeddingsUnitTests):
     backend: Backend
@@ -51,3 +56,7 @@ class TestOrchestratorEmbeddingsUnit(EmbeddingsUnitTests):
     @property
     def embedding_model_params(self) -> dict[str, Any]:
         return {"router": self.backend.router}
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        return {"GIGACHAT_CREDENTIALS": "ZW52OmVudg=="}, {"timeout": 5.0}, {"timeout": 5.0}
