@@ -193,6 +193,33 @@ SCRIPTS: dict[str, list[Step]] = {
 }
 
 
+_JOKE_ARGS = {
+    "setup": "Why did the cat sit on the computer?",
+    "punchline": "To keep an eye on the mouse.",
+}
+
+
+def _joke_calls(*names: str, setup_only: bool = False) -> list[Step]:
+    arguments = {"setup": _JOKE_ARGS["setup"]} if setup_only else _JOKE_ARGS
+    return [_tools(name, arguments) for name in names]
+
+
+def _as_calls(test_name: str, schema_type: str | None) -> list[Step] | None:
+    """The structured-output tests' answers when the schema is a forced tool call
+    (``method="function_calling"``): a call of the tool named after the schema."""
+    joke = "JokeDict" if schema_type == "typeddict" else "Joke"
+    if test_name in ("test_structured_output", "test_structured_output_async"):
+        return _joke_calls(joke, joke)
+    if test_name == "test_structured_output_pydantic_2_v1":
+        return _joke_calls("Joke", "Joke", "Joke", "Joke")
+    if test_name == "test_structured_output_optional_param":
+        return [
+            *_joke_calls("Joke", setup_only=True),
+            *_joke_calls("Joke", "Joke", "JokeDict"),
+        ]
+    return None
+
+
 class Scriptable(Protocol):
     def script_tool_calls(
         self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
@@ -201,9 +228,17 @@ class Scriptable(Protocol):
     def script_reply(self, text: str, *, times: int = 1) -> None: ...
 
 
-def script(model: Scriptable, test_name: str) -> None:
-    """Tell ``model`` what to answer to the prompts of the standard test ``test_name``."""
-    for kind, value, times in SCRIPTS.get(test_name, []):
+def script(
+    model: Scriptable,
+    test_name: str,
+    *,
+    method: str = "json_schema",
+    schema_type: str | None = None,
+) -> None:
+    """Tell ``model`` what to answer to the prompts of the standard test ``test_name``
+    (``method``: how the test class asks for structured output)."""
+    steps = _as_calls(test_name, schema_type) if method == "function_calling" else None
+    for kind, value, times in SCRIPTS.get(test_name, []) if steps is None else steps:
         if kind == "tools":
             model.script_tool_calls(value, times=times)
         else:
@@ -220,9 +255,11 @@ class Backend:
     models: list[Scriptable] = field(default_factory=list)
     model_override: str | None = None
 
-    def script(self, test_name: str) -> None:
+    def script(
+        self, test_name: str, *, method: str = "json_schema", schema_type: str | None = None
+    ) -> None:
         for model in self.models:
-            script(model, test_name)
+            script(model, test_name, method=method, schema_type=schema_type)
 
 
 def scripted_backend() -> Iterator[Backend]:

@@ -24,7 +24,13 @@ class OverBackend:
     @pytest.fixture(autouse=True)
     def _backend(self, backend: Backend, request: pytest.FixtureRequest) -> None:
         type(self).backend = backend
-        backend.script(request.node.originalname)
+        callspec = getattr(request.node, "callspec", None)
+        kwargs: dict[str, Any] = getattr(self, "structured_output_kwargs", {})
+        backend.script(
+            request.node.originalname,
+            method=kwargs.get("method", "json_schema"),
+            schema_type=callspec.params.get("schema_type") if callspec else None,
+        )
 
 
 class ChatSuite(OverBackend, ChatModelIntegrationTests):
@@ -62,6 +68,16 @@ class EmbeddingsSuite(OverBackend, EmbeddingsIntegrationTests):
 
 class TestScriptedChat(ChatSuite):
     backend_name = "scripted"
+
+
+class TestScriptedChatFunctionCalling(ChatSuite):
+    """Structured output as a forced tool call instead of response_format."""
+
+    backend_name = "scripted"
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "function_calling"}
 
 
 class TestScriptedEmbeddings(EmbeddingsSuite):
