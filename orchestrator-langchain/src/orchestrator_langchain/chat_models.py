@@ -150,9 +150,10 @@ class ChatOrchestrator(BaseChatModel):
 
     def _request(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> tuple[list[Message], GenerationParams, dict[str, Any], list[str]]:
+    ) -> tuple[list[Message], GenerationParams | None, dict[str, Any], list[str]]:
         """The router's input for one call, validated before any network call, and the
-        stop sequences (applied here: see :meth:`_cut`)."""
+        stop sequences (applied here: see :meth:`_cut`). Nothing set: no params at all, so
+        each provider uses its own defaults."""
         values: dict[str, Any] = {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
@@ -173,14 +174,15 @@ class ChatOrchestrator(BaseChatModel):
                 f"ChatOrchestrator got unexpected keyword arguments {sorted(kwargs)}; it takes "
                 f"{', '.join(_PARAM_KWARGS)}, stop, provider and timeout"
             )
-        params = GenerationParams(**{k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        params = GenerationParams(**given) if given else None
         return to_messages(messages), params, options, stops
 
-    def _model_name(self, answer: Completion | Chunk, params: GenerationParams) -> str:
+    def _model_name(self, answer: Completion | Chunk, params: GenerationParams | None) -> str:
         """The model that answered, when the vendor did not say."""
         if answer.model:
             return answer.model
-        if params.model:
+        if params is not None and params.model:
             return params.model
         try:
             configured = self._router.get_provider(answer.provider).config.model
@@ -267,7 +269,7 @@ class ChatOrchestrator(BaseChatModel):
             raise
 
     def _piece(
-        self, pieces: _Pieces, chunk: Chunk, params: GenerationParams
+        self, pieces: _Pieces, chunk: Chunk, params: GenerationParams | None
     ) -> ChatGenerationChunk | None:
         """The generation chunk for ``chunk`` (None when it has nothing to show)."""
         chunk = pieces.cut(chunk)
