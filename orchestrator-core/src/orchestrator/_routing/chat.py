@@ -51,7 +51,9 @@ class ChatOperation:
             completion.extra,
         )
         if call.hooks is not None and call.request is not None:
-            await call.hooks.attempt_success(call.request, slot.name, lease.attempt, latency)
+            await call.hooks.attempt_success(
+                call.request, slot.name, lease.attempt, latency, completion
+            )
         if self.ledger.on_usage is not None:
             await self.ledger.report(
                 UsageEvent(

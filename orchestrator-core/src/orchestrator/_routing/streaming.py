@@ -224,7 +224,17 @@ async def stream_request(
         final = chunk
         try:
             if hooks is not None and request is not None:
-                await hooks.attempt_success(request, name, lease.attempt, latency)
+                done = Completion(
+                    "".join(parts),
+                    name,
+                    model,
+                    chunk.finish_reason,
+                    usage,
+                    chunk.request_id,
+                    latency,
+                    cost,
+                )
+                await hooks.attempt_success(request, name, lease.attempt, latency, done)
             if ledger.on_usage is not None:
                 await ledger.report(
                     UsageEvent(name, model, usage, cost, chunk.request_id, "stream")
