@@ -41,6 +41,8 @@ SCOPE = "orchestrator_otel"
 #: gen_ai.operation.name of every call the router makes today.
 OPERATION = "chat"
 PROVIDER = "orchestrator.provider"  # the provider's name inside the router (config.name)
+#: The vendor's id of the HTTP request (what their support asks for), success or not.
+VENDOR_REQUEST_ID = "orchestrator.vendor.request_id"
 _NOT_CONFIGURED = ("ProxyTracerProvider", "NoOpTracerProvider")
 _NO_METER = ("_ProxyMeterProvider", "NoOpMeterProvider")
 _DESCRIPTION_LIMIT = 300
@@ -431,8 +433,11 @@ class OrchestratorTelemetry:
         if result.model:
             record.attributes[sc.RESPONSE_MODEL] = result.model
         found: dict[str, Any] = {}
+        completion_id = result.extra.get("id") or result.request_id
+        if isinstance(completion_id, str) and completion_id:
+            found[sc.RESPONSE_ID] = completion_id
         if result.request_id:
-            found[sc.RESPONSE_ID] = result.request_id
+            found[VENDOR_REQUEST_ID] = result.request_id
         if result.model:
             found[sc.RESPONSE_MODEL] = result.model
         if result.finish_reason is not None:
@@ -569,7 +574,7 @@ class OrchestratorTelemetry:
         span.set_attribute(sc.ERROR_TYPE, kind)
         request_id = getattr(error, "request_id", None)
         if isinstance(request_id, str) and request_id:
-            span.set_attribute(sc.RESPONSE_ID, request_id)
+            span.set_attribute(VENDOR_REQUEST_ID, request_id)
         span.set_status(Status(StatusCode.ERROR, _describe(error)))
         span.end()
         self._record(setup, record, "error", latency)
