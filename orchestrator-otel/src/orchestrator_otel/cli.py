@@ -10,6 +10,7 @@ the process that routes the requests: mount a
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
@@ -52,9 +53,8 @@ async def serve(
 
 def run(router: Router, *, host: str, port: int, interval: float) -> int:
     """The command's body: serve until Ctrl-C (raised to the caller)."""
+    exporter = PrometheusExporter()
     anyio.run(
-        lambda: serve(
-            router, PrometheusExporter(), host=host, port=port, interval=interval, out=sys.stdout
-        )
+        partial(serve, router, exporter, host=host, port=port, interval=interval, out=sys.stdout)
     )
-    return 0  # pragma: no cover - run_health_checks returns only when cancelled
+    return 0
