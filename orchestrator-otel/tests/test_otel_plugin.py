@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 import orchestrator_otel
+from orchestrator import Router
 from orchestrator.errors import RateLimitError
 from orchestrator.events import RequestInfo
 from orchestrator.plugins import PluginRegistry
@@ -24,21 +25,64 @@ from orchestrator_otel.prometheus import PrometheusExporter
 from .conftest import Telemetry
 
 
-def test_the_entry_point_registers_the_plugin() -> None:
+def registered(registry: PluginRegistry) -> list[object]:
+    """What orchestrator-otel registered there: the plugin, or its dormant stand-in."""
+    ours = (orchestrator_otel.PLUGIN, orchestrator_otel._DORMANT)
+    return [p for p in registry.plugin_manager.get_plugins() if p in ours]
+
+
+def test_installed_but_not_configured_costs_nothing() -> None:
+    """The entry point registers a dormant object: no lifecycle hook is implemented, so the
+    router does not even build the hook relay."""
     registry = PluginRegistry()
     registry.load()
     assert not registry.failures
-    assert orchestrator_otel.PLUGIN in registry.plugin_manager.get_plugins()
+    [dormant] = registered(registry)
+    assert dormant is not orchestrator_otel.PLUGIN
+    assert repr(dormant) == "<orchestrator-otel: installed, not configured>"
+    assert Router(registry=registry)._lifecycle() is None
 
 
-def test_configure_replaces_the_whole_setup() -> None:
+def test_a_global_sdk_installed_first_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: TracerProvider())
+    registry = PluginRegistry()
+    registry.load()
+    assert registered(registry) == [orchestrator_otel.PLUGIN]
+    assert Router(registry=registry)._lifecycle() is not None
+
+
+def test_configure_registers_and_replaces_the_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(orchestrator_otel, "_configured", False)  # restored afterwards
+    registry = PluginRegistry()
     exporter = PrometheusExporter()
     try:
-        assert orchestrator_otel.configure(prometheus=exporter) is orchestrator_otel.PLUGIN
-        assert orchestrator_otel.PLUGIN.prometheus is exporter
+        plugin = orchestrator_otel.configure(prometheus=exporter, registry=registry)
+        assert plugin is orchestrator_otel.PLUGIN
+        assert plugin.prometheus is exporter
+        assert registered(registry) == [plugin]  # loaded by the entry point, once
+        orchestrator_otel.configure(registry=registry)  # again: still registered once
+        assert registered(registry) == [plugin]
+        assert plugin.prometheus is None
+        late = PluginRegistry(entry_points=False)  # no entry point: registered by hand
+        orchestrator_otel.configure(registry=late)
+        assert orchestrator_otel.PLUGIN in late.plugin_manager.get_plugins()
     finally:
-        orchestrator_otel.configure()
-    assert orchestrator_otel.PLUGIN.prometheus is None
+        orchestrator_otel.PLUGIN.configure()
+
+
+def test_configure_defaults_to_the_routers_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import orchestrator.plugins
+
+    registry = PluginRegistry()
+    monkeypatch.setattr(orchestrator.plugins, "default_registry", lambda: registry)
+    monkeypatch.setattr(orchestrator_otel, "_configured", False)
+    orchestrator_otel.configure()
+    assert registered(registry) == [orchestrator_otel.PLUGIN]
+
+
+def test_unknown_attribute() -> None:
+    with pytest.raises(AttributeError, match="NOPE"):
+        orchestrator_otel.NOPE  # noqa: B018
 
 
 def request_info(kind: Any = "chat") -> RequestInfo:
