@@ -100,7 +100,8 @@ def table(results: dict[str, Spread] | None) -> Table:
         ["call", "stream (10 chunks)"],
         note="Against the same Router without the plugin, timed interleaved; median of "
         "rounds, min … max. Not installed or not configured: the lifecycle hooks are off. "
-        "Configured without an SDK: mostly the router's hook relay (any hook plugin pays it).",
+        "Configured without an SDK: mostly the router's hook relay (any hook plugin pays it). "
+        "A few µs either side of 0 is the noise of the method.",
     )
     if results is None:
         out.add("orchestrator-otel not installed", "—", "—")

@@ -49,6 +49,7 @@ OURS = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-otel",
 )
 #: What a scratch clone holds.
 CLONE = (

@@ -190,7 +190,7 @@ class _Instruments:
         meter.create_observable_gauge(
             "orchestrator.breaker.state",
             callbacks=[self._breakers],
-            unit="1",
+            unit="{state}",
             description="Circuit breaker of each provider: 0 closed, 1 half-open, 2 open.",
         )
         meter.create_observable_gauge(
