@@ -58,6 +58,7 @@ CLONE = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-otel",
 )
 CLONE_EXTRA = ("plugin-template", "examples")
 
