@@ -30,6 +30,7 @@ PACKAGES = {
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
+    "orchestrator-otel": "orchestrator-otel",
     "orchestrator-langchain": "orchestrator-langchain",
 }
 #: Packages whose tests run in a session of their own (and check their coverage there).
@@ -47,6 +48,8 @@ EDITABLE = [
     "./orchestrator-openai[emulator]",
     "-e",
     "./orchestrator-ollama[emulator]",
+    "-e",
+    "./orchestrator-otel[test]",
     "-e",
     "./orchestrator-langchain",
 ]
