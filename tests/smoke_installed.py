@@ -68,4 +68,13 @@ exporter = PrometheusExporter()
 orchestrator_otel.configure(prometheus=exporter)
 assert asyncio.run(main()) == "Mock response to: smoke"
 assert b"gen_ai_client_operation_duration_seconds_bucket" in exporter.exposition()[0]
+
+# orchestrator-langchain: its wheel brings langchain-core, and the chat model answers.
+import orchestrator_langchain  # noqa: E402
+
+assert (Path(orchestrator_langchain.__file__).parent / "py.typed").exists(), "langchain py.typed"
+smoke_router = Router()
+smoke_router.add_provider(registry.create_provider("mock"))
+llm = orchestrator_langchain.ChatOrchestrator(router=smoke_router)
+assert llm.invoke("smoke").content == "Mock response to: smoke"
 print("smoke ok:", sys.version.split()[0], sorted(registry.providers))
