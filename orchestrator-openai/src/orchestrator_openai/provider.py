@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIModel", "OpenAIProvider", "decode_embedding", "strict_compatible"]
 
 USER_AGENT = "orchestrator-openai/0.1"
+#: Put first when JSON mode (``response_format`` without a schema) is asked for and no message
+#: mentions JSON: OpenAI answers 400 to JSON mode otherwise.
+JSON_MODE_HINT = "Respond with a JSON object."
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -345,6 +348,10 @@ class OpenAIProvider(BaseProvider):
                 payload["parallel_tool_calls"] = params.parallel_tool_calls
         if params.response_format is not None:
             payload["response_format"] = self._response_format(params.response_format)
+            said = any("json" in m.content.lower() for m in messages)
+            if payload["response_format"]["type"] == "json_object" and not said:
+                # OpenAI refuses JSON mode unless the messages mention JSON.
+                wire.insert(0, {"role": "system", "content": JSON_MODE_HINT})
         if stream:
             payload["stream"] = True
             if config.stream_usage:
