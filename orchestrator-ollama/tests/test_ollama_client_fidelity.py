@@ -113,7 +113,9 @@ async def test_images_and_tool_messages_are_accepted(served) -> None:
             }
         ],
     )
-    assert reply.message.content == "Ollama emulator: and now?"
+    # With tools offered and a user turn last, the emulated model calls the (first) tool.
+    [call] = reply.message.tool_calls or []
+    assert (call.function.name, call.function.arguments) == ("look", {})
 
 
 async def test_list_and_show(served) -> None:
