@@ -171,8 +171,9 @@ class OpenAIConfig(ProviderConfig):
     )
     embedding_encoding: Literal["base64", "float"] = Field(
         "base64",
-        description="encoding_format of /embeddings: base64 (packed float32, a third of the "
-        "bytes; what the openai SDK asks for) or float (Yandex preset; servers without base64).",
+        description="encoding_format of /embeddings: base64 (packed little-endian float32, "
+        "fewer bytes than JSON numbers; what the openai SDK asks for) or float (Yandex "
+        "preset; servers without base64).",
     )
     embedding_space: str | None = Field(
         None,
