@@ -41,13 +41,13 @@ def client(app: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
 def test_is_a_scriptable_model(app: FakeOpenAIServer) -> None:
     assert isinstance(app, ScriptableModel)
     with pytest.raises(ValueError, match="at least one call"):
-        app.script_tool_calls([])
+        app.call_tools_next()
     with pytest.raises(ValueError, match="times"):
-        app.script_reply("x", times=0)
+        app.reply_next("x", times=0)
 
 
 def test_tool_calls_plain_and_streamed(app: FakeOpenAIServer, client: openai.OpenAI) -> None:
-    app.script_tool_calls([("get_weather", {"city": "Москва"}), ("get_weather", {"city": "Kazan"})])
+    app.call_tools_next(("get_weather", {"city": "Москва"}), ("get_weather", {"city": "Kazan"}))
     messages: list[dict[str, object]] = [{"role": "user", "content": "Weather?"}]
     answer = client.chat.completions.create(
         model="fake-model",
@@ -60,7 +60,7 @@ def test_tool_calls_plain_and_streamed(app: FakeOpenAIServer, client: openai.Ope
     calls = [(c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls]  # type: ignore[union-attr]
     assert calls == [("get_weather", {"city": "Москва"}), ("get_weather", {"city": "Kazan"})]
 
-    app.script_tool_calls([("get_weather", {"city": "Нижний Новгород"})])
+    app.call_tools_next(("get_weather", {"city": "Нижний Новгород"}))
     with client.chat.completions.stream(
         model="fake-model",
         messages=messages,
@@ -75,7 +75,7 @@ def test_tool_calls_plain_and_streamed(app: FakeOpenAIServer, client: openai.Ope
     assert final.choices[0].finish_reason == "tool_calls"
 
     # The result goes back as a tool message; the scripted reply answers.
-    app.script_reply("8 degrees")
+    app.reply_next("8 degrees")
     follow_up = client.chat.completions.create(
         model="fake-model",
         messages=[
@@ -93,7 +93,7 @@ def test_structured_output_with_parse(app: FakeOpenAIServer, client: openai.Open
         name: str
         population: int
 
-    app.script_reply('{"name": "Kazan", "population": 1300000}')
+    app.reply_next('{"name": "Kazan", "population": 1300000}')
     parsed = client.chat.completions.parse(
         model="fake-model",
         messages=[{"role": "user", "content": "City?"}],

@@ -22,8 +22,8 @@ the model's answers through the :class:`~orchestrator.testing.ScriptableModel` o
     with LoopbackServer(app) as server:
         app.fail_next(429, retry_after=0.05)   # the next API call is rate limited
         app.cut_next_stream(after_chunks=1)    # the next stream ends without its final event
-        app.script_tool_calls([("get_weather", {"city": "Moscow"})])  # the next answer calls it
-        app.script_reply('{"answer": "ok"}')   # and the one after that says this
+        app.call_tools_next(("get_weather", {"city": "Moscow"}))  # the next answer calls it
+        app.reply_next('{"answer": "ok"}')     # and the one after that says this
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,17 +218,15 @@ class FakeOpenAIServer:
 
     # -- ScriptableModel -------------------------------------------------------------------
 
-    def script_tool_calls(
-        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
-    ) -> None:
+    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None:
         """The next ``times`` chat answers call these tools, in order."""
         if not calls or times < 1:
-            raise ValueError("script_tool_calls() needs at least one call and times >= 1")
+            raise ValueError("call_tools_next() needs at least one call and times >= 1")
         scripted = _Scripted(calls=tuple((name, dict(args)) for name, args in calls))
         with self._lock:
             self._script.extend(scripted for _ in range(times))
 
-    def script_reply(self, text: str, *, times: int = 1) -> None:
+    def reply_next(self, text: str, *, times: int = 1) -> None:
         """The next ``times`` chat answers are ``text``."""
         if times < 1:
             raise ValueError("times must be >= 1")
