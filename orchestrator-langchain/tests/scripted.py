@@ -5,8 +5,8 @@ The standard integration tests send prompts such as "What is the value of
 magic_function(3)? Use the tool." and check the answer (a call of ``magic_function`` with
 ``{"input": 3}``). Neither the in-process provider nor the vendor emulators are language
 models, so what the model says to each such prompt is scripted through the
-:class:`~orchestrator.testing.ScriptableModel` interface (``script_tool_calls``,
-``script_reply``), which both implement. Everything else is the real path: LangChain ->
+:class:`~orchestrator.testing.ScriptableModel` interface (``call_tools_next``,
+``reply_next``), which both implement. Everything else is the real path: LangChain ->
 ChatOrchestrator -> Router (tool/schema validation, failover) -> provider -> (for the
 emulators) HTTP on loopback -> the vendor's wire format and back.
 """
@@ -68,12 +68,10 @@ class ScriptedProvider(BaseProvider):
 
     # -- ScriptableModel -------------------------------------------------------------------
 
-    def script_tool_calls(
-        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
-    ) -> None:
+    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None:
         self._script.extend([("tools", list(calls))] * times)
 
-    def script_reply(self, text: str, *, times: int = 1) -> None:
+    def reply_next(self, text: str, *, times: int = 1) -> None:
         self._script.extend([("reply", text)] * times)
 
     def reset(self) -> None:
@@ -221,11 +219,11 @@ def _as_calls(test_name: str, schema_type: str | None) -> list[Step] | None:
 
 
 class Scriptable(Protocol):
-    def script_tool_calls(
-        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
-    ) -> None: ...
+    """orchestrator.testing.ScriptableModel's scripting methods."""
 
-    def script_reply(self, text: str, *, times: int = 1) -> None: ...
+    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None: ...
+
+    def reply_next(self, text: str, *, times: int = 1) -> None: ...
 
 
 def script(
@@ -240,9 +238,9 @@ def script(
     steps = _as_calls(test_name, schema_type) if method == "function_calling" else None
     for kind, value, times in SCRIPTS.get(test_name, []) if steps is None else steps:
         if kind == "tools":
-            model.script_tool_calls(value, times=times)
+            model.call_tools_next(*value, times=times)
         else:
-            model.script_reply(value, times=times)
+            model.reply_next(value, times=times)
 
 
 @dataclass

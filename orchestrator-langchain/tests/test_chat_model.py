@@ -46,7 +46,7 @@ def get_weather(city: str) -> str:
 def test_messages_reach_the_router_as_orchestrator_messages(
     router: Router, provider: ScriptedProvider
 ) -> None:
-    provider.script_reply("Fine.")
+    provider.reply_next("Fine.")
     llm = ChatOrchestrator(router=router)
     history = [
         SystemMessage("Be brief."),
@@ -202,9 +202,7 @@ async def test_streaming_true_streams_under_ainvoke(router: Router) -> None:
 def test_streamed_tool_calls_come_whole_and_numbered(
     router: Router, provider: ScriptedProvider
 ) -> None:
-    provider.script_tool_calls(
-        [("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})]
-    )
+    provider.call_tools_next(("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"}))
     llm = ChatOrchestrator(router=router).bind_tools([get_weather], parallel_tool_calls=True)
     full: AIMessageChunk | None = None
     for chunk in llm.stream("weather?"):
@@ -236,7 +234,7 @@ def test_tool_choice_maps_to_the_routers(
     router: Router, provider: ScriptedProvider, choice: Any, expected: str | None
 ) -> None:
     if expected not in (None, "auto", "none"):
-        provider.script_tool_calls([("get_weather", {"city": "Oslo"})])
+        provider.call_tools_next(("get_weather", {"city": "Oslo"}))
     ChatOrchestrator(router=router).bind_tools([get_weather], tool_choice=choice).invoke("?")
     _, params = provider.requests[-1]
     assert params is not None and params.tool_choice == expected
@@ -256,18 +254,18 @@ def test_structured_output_by_schema_function_call_and_json_mode(
     router: Router, provider: ScriptedProvider
 ) -> None:
     llm = ChatOrchestrator(router=router)
-    provider.script_reply(f"```json\n{JOKE}\n```")
+    provider.reply_next(f"```json\n{JOKE}\n```")
     assert isinstance(llm.with_structured_output(Joke).invoke("joke"), Joke)
     _, params = provider.requests[-1]
     assert params is not None and params.response_format is not None
     assert params.response_format.name == "Joke"
 
-    provider.script_tool_calls([("Joke", {"setup": "a", "punchline": "b"})])
+    provider.call_tools_next(("Joke", {"setup": "a", "punchline": "b"}))
     joke = llm.with_structured_output(Joke, method="function_calling").invoke("joke")
     assert joke == Joke(setup="a", punchline="b")
     assert provider.requests[-1][1].tool_choice == "Joke"  # type: ignore[union-attr]
 
-    provider.script_reply(JOKE)
+    provider.reply_next(JOKE)
     value = llm.with_structured_output(Joke.model_json_schema(), method="json_mode").invoke("j")
     assert set(value) == {"setup", "punchline"}
     rf = provider.requests[-1][1].response_format  # type: ignore[union-attr]
@@ -278,19 +276,19 @@ def test_structured_output_include_raw_and_parsing_errors(
     router: Router, provider: ScriptedProvider
 ) -> None:
     llm = ChatOrchestrator(router=router)
-    provider.script_reply('{"setup": "only"}')
+    provider.reply_next('{"setup": "only"}')
     result = llm.with_structured_output(Joke, method="json_mode", include_raw=True).invoke("j")
     assert isinstance(result["raw"], AIMessage)
     assert result["parsed"] is None
     assert isinstance(result["parsing_error"], lc.OutputParserException)
 
-    provider.script_reply("[1, 2]")
+    provider.reply_next("[1, 2]")
     with pytest.raises(lc.OutputParserException, match="not an object"):
         llm.with_structured_output(Joke, method="json_mode").invoke("j")
-    provider.script_reply("no json here")
+    provider.reply_next("no json here")
     with pytest.raises(lc.OutputParserException, match="not JSON"):
         llm.with_structured_output(Joke, method="json_mode").invoke("j")
-    provider.script_reply("I will not call it")
+    provider.reply_next("I will not call it")
     with pytest.raises(lc.OutputParserException, match="did not call 'Joke'"):
         llm.with_structured_output(Joke, method="function_calling").invoke("j")
 
@@ -308,7 +306,7 @@ def test_an_answer_off_the_schema_is_an_output_parser_exception(
 ) -> None:
     router = Router(on_invalid_output="raise")
     router.add_provider(provider)
-    provider.script_reply('{"setup": 1}')
+    provider.reply_next('{"setup": 1}')
     with pytest.raises(lc.OutputParserException) as caught:
         ChatOrchestrator(router=router).with_structured_output(Joke).invoke("joke")
     assert isinstance(caught.value, orchestrator.StructuredOutputError)
