@@ -211,7 +211,7 @@ def test_models_tokens_embeddings_balance(client) -> None:
         "/api/v1/embeddings", headers=headers, json={"input": ["hello"], "model": "Embeddings"}
     ).json()
     assert emb["object"] == "list" and emb["model"] == "Embeddings"
-    assert emb["data"][0]["object"] == "embedding" and len(emb["data"][0]["embedding"]) == 32
+    assert emb["data"][0]["object"] == "embedding" and len(emb["data"][0]["embedding"]) == 1024
     assert emb["data"][0]["usage"] == {"prompt_tokens": 1}
     assert (
         client.post(

@@ -52,4 +52,4 @@ def test_sdk_chat_stream_and_token_refresh(tls: bool) -> None:
             models = sdk.get_models()
             assert "GigaChat-2-Max" in {m.id_ for m in models.data}
             assert sdk.tokens_count(["a b"])[0].tokens == 2
-            assert len(sdk.embeddings(["hello"]).data[0].embedding) == 32
+            assert len(sdk.embeddings(["hello"]).data[0].embedding) == 1024
