@@ -160,8 +160,12 @@ def count_tokens(text: str) -> int:
 def answer_for(
     messages: Sequence[dict[str, Any]], prefix: str = "GigaChat emulator"
 ) -> tuple[str, str]:
-    """The emulator's answer text (``"<prefix>: <last user message>"``) and finish reason
-    for ``messages`` (before max_tokens)."""
+    """The emulator's answer text (``"<prefix>: <last user message>"``, or
+    ``"<prefix>: <name> returned <content>"`` after a function result) and finish reason for
+    ``messages`` (before max_tokens)."""
+    if messages and messages[-1].get("role") == "function":
+        last = messages[-1]
+        return f"{prefix}: {last.get('name')} returned {last.get('content')}", "stop"
     last_user = next(
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
         "",
