@@ -182,7 +182,9 @@ async def test_what_gigachat_cannot_do_is_refused_before_any_call(
         return x
 
     with pytest.raises(InvalidRequestError, match="cannot require 'some tool' among 2"):
-        await provider.chat("hi", GenerationParams(tools=[get_weather, other], tool_choice="required"))
+        await provider.chat(
+            "hi", GenerationParams(tools=[get_weather, other], tool_choice="required")
+        )
     with pytest.raises(InvalidRequestError, match="one function per answer"):
         await provider.chat("hi", GenerationParams(tools=[get_weather], parallel_tool_calls=True))
     two = (ToolCall("a", "get_weather", {"city": "A"}), ToolCall("b", "get_weather", {"city": "B"}))

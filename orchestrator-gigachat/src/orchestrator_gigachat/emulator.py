@@ -165,7 +165,15 @@ def answer_for(
     ``messages`` (before max_tokens)."""
     if messages and messages[-1].get("role") == "function":
         last = messages[-1]
-        return f"{prefix}: {last.get('name')} returned {last.get('content')}", "stop"
+        name = last.get("name") or next(
+            (
+                m["function_call"].get("name")
+                for m in reversed(messages)
+                if isinstance(m.get("function_call"), dict)
+            ),
+            "function",
+        )
+        return f"{prefix}: {name} returned {last.get('content')}", "stop"
     last_user = next(
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
         "",
@@ -773,9 +781,11 @@ class GigaChatEmulator:
         where = f"messages[{index}]"
         role = message["role"]
         if role == "function":
+            # The SDK documents name as required for role function, but the reference does
+            # not list it and langchain-gigachat leaves it out when a ToolMessage has none.
             name = message.get("name")
-            if not isinstance(name, str) or not name:
-                return f"{where}.name is required for role function"
+            if name is not None and (not isinstance(name, str) or not name):
+                return f"{where}.name must be a non-empty string"
             if self.strict_function_content:
                 try:
                     json.loads(message.get("content", ""))
