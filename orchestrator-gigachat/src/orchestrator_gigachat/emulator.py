@@ -870,8 +870,8 @@ class GigaChatEmulator:
             function_call = self._function_answer(data, messages, last_user[:80] or "emulator")
             if function_call is not None:
                 text, finish, state_id = "", "function_call", str(uuid.uuid4())
-            elif isinstance(data.get("response_format"), dict):
-                text = _structured_answer(data["response_format"], last_user[:80])
+            elif data.get("response_format", {}).get("type") == "json_schema":
+                text = _structured_answer(data["response_format"]["schema"], last_user[:80])
         max_tokens = data.get("max_tokens")
         if isinstance(max_tokens, int) and function_call is None:
             text, cut = _truncate(text, max_tokens)
@@ -1114,11 +1114,10 @@ def _check_functions(data: dict[str, Any]) -> str | None:
     return None
 
 
-def _structured_answer(response_format: dict[str, Any], hint: str) -> str:
-    """The JSON string the unscripted "model" answers ``response_format`` with."""
-    if response_format.get("type") != "json_schema":
-        return hint
-    value = example_for(response_format["schema"], hint or "emulator")
+def _structured_answer(schema: dict[str, Any], hint: str) -> str:
+    """The JSON string the unscripted "model" answers a ``json_schema`` response_format
+    with (indented as the recorded answers are)."""
+    value = example_for(schema, hint or "emulator")
     return json.dumps(value, ensure_ascii=False, indent=4)
 
 
