@@ -168,19 +168,22 @@ def test_langchain_bind_tools_unchanged() -> None:
             scope="GIGACHAT_API_PERS",
             model="GigaChat-2",
         )
-        bound = llm.bind_tools([get_weather])
-        question = HumanMessage("What is the weather in Kazan?")
-        answer = bound.invoke([question])
-        assert [c["name"] for c in answer.tool_calls] == ["get_weather"]
-        call = answer.tool_calls[0]
-        assert call["args"] == {"city": "What is the weather in Kazan?"}
-        result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
-        final = bound.invoke([question, answer, result])
-        assert final.content == (
-            'GigaChat emulator: get_weather returned "sunny in What is the weather in Kazan?"'
-        )
-        forced = llm.bind_tools([get_weather], tool_choice="get_weather").invoke([question])
-        assert forced.tool_calls[0]["name"] == "get_weather"
-        streamed = list(bound.stream([question]))
-        assert sum(streamed[1:], streamed[0]).tool_calls[0]["name"] == "get_weather"  # type: ignore[attr-defined]
-        assert app.oauth_count == 1
+        try:
+            bound = llm.bind_tools([get_weather])
+            question = HumanMessage("What is the weather in Kazan?")
+            answer = bound.invoke([question])
+            assert [c["name"] for c in answer.tool_calls] == ["get_weather"]
+            call = answer.tool_calls[0]
+            assert call["args"] == {"city": "What is the weather in Kazan?"}
+            result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
+            final = bound.invoke([question, answer, result])
+            assert final.content == (
+                'GigaChat emulator: get_weather returned "sunny in What is the weather in Kazan?"'
+            )
+            forced = llm.bind_tools([get_weather], tool_choice="get_weather").invoke([question])
+            assert forced.tool_calls[0]["name"] == "get_weather"
+            streamed = list(bound.stream([question]))
+            assert sum(streamed[1:], streamed[0]).tool_calls[0]["name"] == "get_weather"  # type: ignore[attr-defined]
+            assert app.oauth_count == 1
+        finally:
+            llm._client.close()  # its sockets, before the server stops
