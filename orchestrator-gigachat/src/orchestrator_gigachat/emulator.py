@@ -530,6 +530,19 @@ class GigaChatEmulator:
         """Make the "model" answer the next chat call with a call of ``name``."""
         self.script(CallFunction(name, {} if arguments is None else arguments, state_id, split))
 
+    def call_tools_next(self, *calls: tuple[str, Any], times: int = 1) -> None:
+        """The vendor-neutral form (:class:`~orchestrator.testing.ScriptableModel`): the next
+        ``times`` answers call the tool ``(name, arguments)``. GigaChat makes one call per
+        answer, so exactly one is accepted."""
+        if len(calls) != 1:
+            raise ValueError(
+                f"GigaChat answers with one function call at a time, got {len(calls)}; "
+                "script several answers instead"
+            )
+        ((name, arguments),) = calls
+        for _ in range(times):
+            self.call_function_next(name, arguments)
+
     def reply_next(self, content: str, *, times: int = 1) -> None:
         """Make the "model" answer the next ``times`` chat calls with ``content`` as text."""
         self.script(*[Reply(content)] * times)
