@@ -233,7 +233,7 @@ def test_bad_messages_are_rejected() -> None:
     with pytest.raises(InvalidRequestError, match="at least one"):
         made.build_request([])
     with pytest.raises(InvalidRequestError, match="unsupported keys"):
-        made.build_request([{"role": "user", "content": "x", "name": "bob"}])  # type: ignore[list-item]
+        made.build_request([{"role": "user", "content": "x", "nickname": "bob"}])  # type: ignore[list-item]
 
 
 def test_repr_shows_no_secret() -> None:
