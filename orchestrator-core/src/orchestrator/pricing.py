@@ -188,6 +188,8 @@ class PriceList(Mapping[str, Price]):
         table: dict[str, Price] = {}
         for entry in self.entries:
             price = entry.price()
+            if price is None and entry.mode == "embedding" and entry.prompt is not None:
+                price = Price(entry.prompt, Decimal(0))  # embeddings have input tokens only
             if entry.mode == mode and entry.model and price is not None:
                 table[entry.model] = price
         return table

@@ -51,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from orchestrator_yandexgpt._schema_examples import example_instance, violating_instance
 from orchestrator_yandexgpt.config import YandexGPTConfig
 
 if TYPE_CHECKING:
@@ -92,6 +93,9 @@ _DEFAULT_MESSAGES = {
     503: "Service is unavailable, try again later",
     504: "Deadline exceeded",
 }
+_ROLES = ("system", "user", "assistant")
+_CONTENTS = ("text", "toolCallList", "toolResultList")
+_TOOL_CHOICE_MODES = frozenset(("NONE", "AUTO", "REQUIRED", "TOOL_CHOICE_MODE_UNSPECIFIED"))
 _REFUSAL = "I can't discuss that topic. Let's talk about something else."
 _TOKEN = re.compile(r"\s*\S+")
 
@@ -133,6 +137,53 @@ class _Answer:
     status: str
     input_tokens: int
     pieces: list[str]
+    #: Tool calls ``(name, arguments)`` instead of a text (status TOOL_CALLS).
+    calls: list[tuple[str, Any]] | None = None
+
+
+@dataclass(slots=True)
+class _ToolRequest:
+    """What a request says about tools and the answer's format."""
+
+    #: Tool name -> its parameters schema, in request order.
+    tools: dict[str, dict[str, Any]]
+    mode: str
+    forced: str | None
+    parallel: bool
+    json_object: bool
+    schema: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class _Script:
+    """What the "model" does in its next answer (see the ``*_next`` scripting methods)."""
+
+    kind: Literal["calls", "invalid_arguments", "text", "violate_schema"]
+    calls: tuple[tuple[str, Any], ...] = ()
+    tool: str | None = None
+    text: str = ""
+
+
+def _countable(message: dict[str, Any]) -> str:
+    """The text of a parsed message that counts as input tokens."""
+    if "text" in message:
+        return str(message["text"])
+    if "calls" in message:
+        return " ".join(json.dumps(a, ensure_ascii=False) for _, a in message["calls"])
+    return " ".join(content for _, content in message["results"])
+
+
+def _split(text: str) -> list[str]:
+    """``text`` in streamable pieces that join back to it exactly: the emulator's tokens
+    (a word with its leading whitespace), any trailing whitespace with the last one."""
+    pieces = _tokens(text)
+    consumed = sum(map(len, pieces))
+    if consumed < len(text):
+        if pieces:
+            pieces[-1] += text[consumed:]
+        else:
+            pieces = [text]
+    return pieces
 
 
 class _Reject(Exception):
@@ -189,6 +240,7 @@ class YandexGPTEmulator:
         self._statuses: deque[str] = deque()
         self._chunk_plans: deque[list[int]] = deque()
         self._operation_errors: deque[tuple[int, str]] = deque()
+        self._scripts: deque[_Script] = deque()
         self._issued: dict[str, float] = {}
         self._static_iam_valid = True
         self._service_accounts: dict[str, tuple[str, Any]] = {}
@@ -228,6 +280,7 @@ class YandexGPTEmulator:
                 self._statuses,
                 self._chunk_plans,
                 self._operation_errors,
+                self._scripts,
             ):
                 queue.clear()
             self._issued.clear()
@@ -317,6 +370,47 @@ class YandexGPTEmulator:
         """Tokens per line of the next stream (the rest goes one token per line)."""
         with self._lock:
             self._chunk_plans.append([max(1, s) for s in sizes])
+
+    # -- the "model": scripted tool calls and answers ------------------------------------
+
+    def call_tools_next(self, *calls: tuple[str, Any] | dict[str, Any], times: int = 1) -> None:
+        """Make the next ``times`` completions call these tools: each call a
+        ``(name, arguments)`` pair or ``{"name": ..., "arguments": ...}``. The names are not
+        checked against the request's tools and the arguments not against their schemas
+        (a model can get both wrong). Arguments are a dict; a string is sent as it is —
+        something the real API never does, to test how a client copes with garbage.
+        With ``parallelToolCalls: false`` only the first call is made."""
+        parsed: list[tuple[str, Any]] = []
+        for call in calls:
+            if isinstance(call, dict):
+                parsed.append((str(call["name"]), call.get("arguments", {})))
+            else:
+                name, arguments = call
+                parsed.append((str(name), arguments))
+        if not parsed:
+            raise ValueError("call_tools_next() needs at least one (name, arguments) call")
+        with self._lock:
+            self._scripts.extend([_Script("calls", tuple(parsed))] * times)
+
+    def invalid_arguments_next(self, tool: str | None = None, *, times: int = 1) -> None:
+        """Make the next ``times`` completions call ``tool`` (by default the forced tool,
+        else the first one) with arguments that violate its parameters schema (a required
+        property left out, or one of the wrong type)."""
+        with self._lock:
+            self._scripts.extend([_Script("invalid_arguments", tool=tool)] * times)
+
+    def answer_next(self, text: str, *, times: int = 1) -> None:
+        """Make the next ``times`` completions answer exactly ``text`` (no tool calls),
+        whatever the request asked for (e.g. JSON that breaks the request's schema)."""
+        with self._lock:
+            self._scripts.extend([_Script("text", text=text)] * times)
+
+    def violate_schema_next(self, *, times: int = 1) -> None:
+        """Make the next ``times`` structured answers break the request's ``jsonSchema``
+        (a required property left out, or one of the wrong type), or not be JSON at all
+        when the request asked for ``jsonObject``."""
+        with self._lock:
+            self._scripts.extend([_Script("violate_schema")] * times)
 
     def fail_next_iam(self, status: int, *, times: int = 1, message: str | None = None) -> None:
         """Answer the next ``times`` IAM token exchanges with ``status``."""
@@ -486,24 +580,142 @@ class YandexGPTEmulator:
         if model not in _MODELS or (version or "latest") not in ("latest", "rc", "deprecated"):
             raise _Reject(self._error(404, f"Model {uri} not found"))
 
-    def _parse_messages(self, body: dict[str, Any]) -> list[dict[str, str]]:
+    def _parse_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The request's messages, checked as the API checks them: a role of system, user
+        or assistant and exactly one of ``text`` / ``toolCallList`` (assistant) /
+        ``toolResultList`` (user), each of the right shape."""
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise _Reject(self._error(400, "messages: at least one message is required"))
         result = []
         for index, message in enumerate(messages):
-            if (
-                not isinstance(message, dict)
-                or message.get("role") not in ("system", "user", "assistant")
-                or not isinstance(message.get("text"), str)
-            ):
-                raise _Reject(self._error(400, f"messages[{index}]: role and text are required"))
-            result.append({"role": message["role"], "text": message["text"]})
+            where = f"messages[{index}]"
+            if not isinstance(message, dict) or message.get("role") not in _ROLES:
+                raise _Reject(
+                    self._error(400, f"{where}: role must be one of system, user, assistant")
+                )
+            contents = [key for key in _CONTENTS if key in message]
+            if len(contents) != 1:
+                raise _Reject(
+                    self._error(
+                        400,
+                        f"{where}: exactly one of text, toolCallList, toolResultList is "
+                        f"required, got {', '.join(contents) or 'none'}",
+                    )
+                )
+            role, content = message["role"], contents[0]
+            if content == "text":
+                if not isinstance(message["text"], str):
+                    raise _Reject(self._error(400, f"{where}.text must be a string"))
+                result.append({"role": role, "text": message["text"]})
+            elif content == "toolCallList":
+                if role != "assistant":
+                    raise _Reject(
+                        self._error(400, f"{where}: toolCallList belongs in an assistant message")
+                    )
+                calls = self._checked_list(message, where, "toolCallList", "toolCalls")
+                result.append(
+                    {"role": role, "calls": [self._checked_call(c, where) for c in calls]}
+                )
+            else:
+                if role != "user":
+                    raise _Reject(
+                        self._error(400, f"{where}: toolResultList belongs in a user message")
+                    )
+                results = self._checked_list(message, where, "toolResultList", "toolResults")
+                result.append(
+                    {"role": role, "results": [self._checked_result(r, where) for r in results]}
+                )
         return result
+
+    def _checked_list(
+        self, message: dict[str, Any], where: str, field: str, items: str
+    ) -> list[Any]:
+        container = message[field]
+        values = container.get(items) if isinstance(container, dict) else None
+        if not isinstance(values, list) or not values:
+            raise _Reject(self._error(400, f"{where}.{field}.{items} must be a non-empty list"))
+        return values
+
+    def _checked_call(self, call: Any, where: str) -> tuple[str, Any]:
+        function = call.get("functionCall") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _Reject(self._error(400, f"{where}: a tool call needs functionCall.name"))
+        arguments = function.get("arguments", {})
+        if not isinstance(arguments, dict):
+            raise _Reject(
+                self._error(400, f"{where}: functionCall.arguments must be a JSON object")
+            )
+        return function["name"], arguments
+
+    def _checked_result(self, result: Any, where: str) -> tuple[str, str]:
+        function = result.get("functionResult") if isinstance(result, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _Reject(self._error(400, f"{where}: a tool result needs functionResult.name"))
+        if not isinstance(function.get("content"), str):
+            raise _Reject(self._error(400, f"{where}: functionResult.content must be a string"))
+        return function["name"], function["content"]
+
+    def _parse_tools(self, body: dict[str, Any]) -> _ToolRequest:
+        """``tools``, ``toolChoice``, ``parallelToolCalls``, ``jsonObject``/``jsonSchema``."""
+        tools: dict[str, dict[str, Any]] = {}
+        listed = body.get("tools", [])
+        if not isinstance(listed, list):
+            raise _Reject(self._error(400, "tools must be a list"))
+        for index, tool in enumerate(listed):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or not name:
+                raise _Reject(self._error(400, f"tools[{index}].function.name is required"))
+            parameters = function.get("parameters", {})  # type: ignore[union-attr]
+            if not isinstance(parameters, dict):
+                raise _Reject(
+                    self._error(400, f"tools[{index}].function.parameters must be an object")
+                )
+            tools[name] = parameters
+        choice = body.get("toolChoice")
+        mode, forced = "AUTO", None
+        if choice is not None:
+            keys = set(choice) if isinstance(choice, dict) else set()
+            if len(keys & {"mode", "functionName"}) != 1 or keys - {"mode", "functionName"}:
+                raise _Reject(
+                    self._error(400, "toolChoice must have exactly one of mode, functionName")
+                )
+            if "mode" in keys:
+                mode = choice["mode"]
+                if mode not in _TOOL_CHOICE_MODES:
+                    raise _Reject(
+                        self._error(400, f"toolChoice.mode {mode!r} is not a ToolChoiceMode")
+                    )
+                mode = "AUTO" if mode == "TOOL_CHOICE_MODE_UNSPECIFIED" else mode
+            else:
+                forced = choice["functionName"]
+                if forced not in tools:
+                    raise _Reject(
+                        self._error(
+                            400, f"toolChoice.functionName {forced!r} is not one of the tools"
+                        )
+                    )
+        parallel = body.get("parallelToolCalls", True)
+        if not isinstance(parallel, bool):
+            raise _Reject(self._error(400, "parallelToolCalls must be a boolean"))
+        json_object = body.get("jsonObject", False)
+        json_schema = body.get("jsonSchema")
+        if not isinstance(json_object, bool):
+            raise _Reject(self._error(400, "jsonObject must be a boolean"))
+        if json_object and json_schema is not None:
+            raise _Reject(self._error(400, "only one of jsonObject, jsonSchema may be set"))
+        schema = None
+        if json_schema is not None:
+            schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
+            if not isinstance(schema, dict):
+                raise _Reject(self._error(400, "jsonSchema.schema must be an object"))
+        return _ToolRequest(tools, mode, forced, parallel, json_object, schema)
 
     def _answer(self, body: dict[str, Any]) -> _Answer:
         self._check_model(body.get("modelUri"))
         messages = self._parse_messages(body)
+        request = self._parse_tools(body)
         options = body.get("completionOptions") or {}
         if not isinstance(options, dict):
             raise _Reject(self._error(400, "completionOptions must be an object"))
@@ -516,7 +728,7 @@ class YandexGPTEmulator:
                 raise ValueError
         except (TypeError, ValueError):
             raise _Reject(self._error(400, "maxTokens must be a positive int64")) from None
-        input_tokens = sum(len(_tokens(m["text"])) for m in messages)
+        input_tokens = sum(len(_tokens(_countable(m))) for m in messages)
         if input_tokens > self.context_limit:
             raise _Reject(
                 self._error(
@@ -525,9 +737,16 @@ class YandexGPTEmulator:
                     f"got {input_tokens}",
                 )
             )
-        last = next((m["text"] for m in reversed(messages) if m["role"] == "user"), "")
-        words = last.split()
-        pieces = _tokens("Echo: " + " ".join(words) if words else "Hello! How can I help you?")
+        with self._lock:
+            script = self._scripts.popleft() if self._scripts else None
+        calls = self._tool_calls(messages, request, script)
+        if calls:
+            if not request.parallel:
+                calls = calls[:1]  # recorded: one call per turn with parallelToolCalls false
+            pieces = _tokens(" ".join(json.dumps(a, ensure_ascii=False) for _, a in calls))
+            return _Answer("", "ALTERNATIVE_STATUS_TOOL_CALLS", input_tokens, pieces, calls)
+        text = self._text(messages, request, script)
+        pieces = _split(text)
         status = "ALTERNATIVE_STATUS_FINAL"
         if len(pieces) > max_tokens:
             pieces, status = pieces[:max_tokens], "ALTERNATIVE_STATUS_TRUNCATED_FINAL"
@@ -539,13 +758,73 @@ class YandexGPTEmulator:
             pieces, status = pieces[: max(1, len(pieces) // 2)], forced
         return _Answer("".join(pieces), status, input_tokens, pieces)
 
+    def _tool_calls(
+        self, messages: list[dict[str, Any]], request: _ToolRequest, script: _Script | None
+    ) -> list[tuple[str, Any]]:
+        """The calls the "model" makes: a scripted list, or by default the forced tool
+        (``functionName``), else with ``REQUIRED`` or ``AUTO`` after a user's text the
+        tools named in that text (the first tool when none is), never with ``NONE`` nor
+        ``AUTO`` after tool results (the model then answers)."""
+        if script is not None:
+            if script.kind == "calls":
+                return list(script.calls)
+            if script.kind == "invalid_arguments":
+                name = script.tool or request.forced or next(iter(request.tools), None)
+                if name is None:
+                    return [("invalid_call", {"unexpected": True})]
+                arguments = violating_instance(request.tools.get(name, {}))
+                if not isinstance(arguments, dict):
+                    arguments = {"unexpected": arguments}
+                return [(name, arguments)]
+            return []  # a scripted text answer
+        if not request.tools or request.mode == "NONE":
+            return []
+        if request.forced is not None:
+            names = [request.forced]
+        elif request.mode == "REQUIRED" or "text" in messages[-1]:
+            said = messages[-1].get("text", "")
+            names = [name for name in request.tools if name in said] or [next(iter(request.tools))]
+        else:
+            return []
+        return [(name, example_instance(request.tools[name])) for name in names]
+
+    def _text(
+        self, messages: list[dict[str, Any]], request: _ToolRequest, script: _Script | None
+    ) -> str:
+        if script is not None and script.kind == "text":
+            return script.text
+        if script is not None and script.kind == "violate_schema":
+            if request.schema is None:
+                return "This is not JSON."
+            return json.dumps(violating_instance(request.schema), ensure_ascii=False)
+        last = messages[-1]
+        if "results" in last:
+            text = "Results: " + "; ".join(f"{n}: {c}" for n, c in last["results"])
+        else:
+            said = next(
+                (m["text"] for m in reversed(messages) if m["role"] == "user" and "text" in m),
+                "",
+            )
+            words = said.split()
+            text = "Echo: " + " ".join(words) if words else "Hello! How can I help you?"
+        if request.schema is not None:
+            return json.dumps(example_instance(request.schema), ensure_ascii=False)
+        if request.json_object:
+            return json.dumps({"answer": text}, ensure_ascii=False)
+        return text
+
     def _result(self, answer: _Answer, text: str, status: str, completion: int) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "text": text}
+        if answer.calls and status == answer.status:
+            calls = [{"functionCall": {"name": n, "arguments": a}} for n, a in answer.calls]
+            message = {"role": "assistant", "toolCallList": {"toolCalls": calls}}
         return {
-            "alternatives": [{"message": {"role": "assistant", "text": text}, "status": status}],
+            "alternatives": [{"message": message, "status": status}],
             "usage": {
                 "inputTextTokens": str(answer.input_tokens),
                 "completionTokens": str(completion),
                 "totalTokens": str(answer.input_tokens + completion),
+                "completionTokensDetails": {"reasoningTokens": "0"},
             },
             "modelVersion": self.model_version,
         }
@@ -582,6 +861,8 @@ class YandexGPTEmulator:
             plan = self._chunk_plans.popleft() if self._chunk_plans else []
         bounds: list[int] = []
         position = 0
+        if answer.calls:  # tool calls arrive whole, on the final line
+            plan = [len(answer.pieces)]
         for size in plan:
             if position + size >= len(answer.pieces):
                 break  # the rest arrives with the final line
@@ -704,7 +985,7 @@ class YandexGPTEmulator:
         async def handle(body: dict[str, Any]) -> Response:
             self._check_model(body.get("modelUri"))
             messages = self._parse_messages(body)
-            tokens = [t for m in messages for t in self._token_list(m["text"])]
+            tokens = [t for m in messages for t in self._token_list(_countable(m))]
             return JSONResponse({"tokens": tokens, "modelVersion": self.model_version})
 
         return await self._guard(request, handle)
