@@ -30,6 +30,7 @@ Needs the ``emulator`` extra: ``pip install "orchestrator-yandexgpt[emulator]"``
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import itertools
 import json
@@ -93,6 +94,8 @@ _DEFAULT_MESSAGES = {
     503: "Service is unavailable, try again later",
     504: "Deadline exceeded",
 }
+#: The error body shape of the request being handled (``llm`` on the ``/v1`` endpoints).
+_SHAPE: contextvars.ContextVar[ErrorShape | None] = contextvars.ContextVar("_SHAPE", default=None)
 _ROLES = ("system", "user", "assistant")
 _CONTENTS = ("text", "toolCallList", "toolResultList")
 _TOOL_CHOICE_MODES = frozenset(("NONE", "AUTO", "REQUIRED", "TOOL_CHOICE_MODE_UNSPECIFIED"))
@@ -103,6 +106,37 @@ _TOKEN = re.compile(r"\s*\S+")
 def _tokens(text: str) -> list[str]:
     """The emulator's tokenization: a word with its leading whitespace."""
     return _TOKEN.findall(text)
+
+
+def _embedding(model: str, text: str) -> list[float]:
+    """The emulator's 256-number vector of ``text`` by ``model`` (a hash: the same text
+    gives the same vector; doc and query vectors of one text differ)."""
+    digest = hashlib.sha256(f"{model}:{text}".encode()).digest()
+    return [(digest[i % 32] - 128) / 128.0 for i in range(256)]
+
+
+#: Alternative status -> OpenAI ``finish_reason`` on ``/v1``.
+_OPENAI_FINISH = {
+    "ALTERNATIVE_STATUS_FINAL": "stop",
+    "ALTERNATIVE_STATUS_TRUNCATED_FINAL": "length",
+    "ALTERNATIVE_STATUS_CONTENT_FILTER": "content_filter",
+    "ALTERNATIVE_STATUS_TOOL_CALLS": "tool_calls",
+}
+
+
+def _openai_text(content: Any) -> str | None:
+    """An OpenAI message ``content`` as text: a string, null (beside tool calls), or a
+    list of ``{"type": "text", "text"}`` parts; None for anything else."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(
+        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        for p in content
+    ):
+        return "".join(p["text"] for p in content)
+    return None
 
 
 def _rfc3339(epoch: float) -> str:
@@ -256,6 +290,9 @@ class YandexGPTEmulator:
                 Route(f"{prefix}/textEmbedding", self._embedding, methods=["POST"]),
                 Route("/operations/{operation_id}", self._operation, methods=["GET"]),
                 Route("/iam/v1/tokens", self._iam_tokens, methods=["POST"]),
+                Route("/v1/chat/completions", self._openai_chat, methods=["POST"]),
+                Route("/v1/embeddings", self._openai_embeddings, methods=["POST"]),
+                Route("/v1/models", self._openai_models, methods=["GET"]),
             ]
         )
 
@@ -478,7 +515,7 @@ class YandexGPTEmulator:
         text = message or _DEFAULT_MESSAGES.get(status, HTTPStatus(status).phrase)
         request_id = str(uuid.uuid4())
         body: dict[str, Any]
-        if (shape or self.error_shape) == "llm":
+        if (shape or _SHAPE.get() or self.error_shape) == "llm":
             body = {
                 "error": {
                     "grpcCode": grpc,
@@ -501,7 +538,7 @@ class YandexGPTEmulator:
             headers["Retry-After"] = f"{retry_after:g}"
         return JSONResponse(body, status_code=status, headers=headers)
 
-    async def _enter(self, request: Request) -> Any:
+    async def _enter(self, request: Request, *, openai: bool = False) -> Any:
         """Count, record, delay, apply outage/faults, parse JSON and check auth."""
         body: Any = None
         raw = await request.body()
@@ -534,15 +571,18 @@ class YandexGPTEmulator:
                     fault.status, fault.message, shape=fault.shape, retry_after=fault.retry_after
                 )
             )
-        self._check_auth(request)
+        self._check_auth(request, openai=openai)
         if request.method == "POST" and not isinstance(body, dict):
             raise _Reject(self._error(400, "Request body is not a JSON object"))
         return body
 
-    def _check_auth(self, request: Request) -> None:
+    def _check_auth(self, request: Request, *, openai: bool = False) -> None:
+        """``Api-Key <key>`` or ``Bearer <IAM token>`` (on ``/v1`` also ``Bearer <API key>``,
+        what the ``openai`` SDK sends); a folder in ``x-folder-id`` (or ``OpenAI-Project``
+        on ``/v1``) must be the emulator's."""
         header = request.headers.get("authorization", "")
         scheme, _, credential = header.partition(" ")
-        if scheme == "Api-Key":
+        if scheme == "Api-Key" or (openai and scheme == "Bearer" and credential == self.api_key):
             if credential != self.api_key:
                 raise _Reject(self._error(401, f"Unknown api key '{credential}'"))
         elif scheme == "Bearer":
@@ -560,6 +600,8 @@ class YandexGPTEmulator:
                 )
             )
         folder = request.headers.get("x-folder-id")
+        if openai and folder is None:
+            folder = request.headers.get("openai-project")
         if folder is not None and folder != self.folder_id:
             raise _Reject(self._folder_denied(folder))
 
@@ -830,13 +872,20 @@ class YandexGPTEmulator:
         }
 
     async def _guard(
-        self, request: Request, handler: Callable[[Any], Awaitable[Response]]
+        self,
+        request: Request,
+        handler: Callable[[Any], Awaitable[Response]],
+        *,
+        openai: bool = False,
     ) -> Response:
+        token = _SHAPE.set("llm" if openai else None)
         try:
-            body = await self._enter(request)
+            body = await self._enter(request, openai=openai)
             return await handler(body)
         except _Reject as reject:
             return reject.response
+        finally:
+            _SHAPE.reset(token)
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -999,19 +1048,287 @@ class YandexGPTEmulator:
             if match.group(1) != self.folder_id:
                 return self._folder_denied(match.group(1))
             text = body.get("text")
+            if isinstance(text, list):
+                return self._error(400, "text must be a string: one text per request")
             if not isinstance(text, str):
                 return self._error(400, "text is required")
-            digest = hashlib.sha256(f"{match.group(2)}:{text}".encode()).digest()
-            vector = [(digest[i % 32] - 128) / 128.0 for i in range(256)]
             return JSONResponse(
                 {
-                    "embedding": vector,
+                    "embedding": _embedding(match.group(2), text),
                     "numTokens": str(len(_tokens(text))),
                     "modelVersion": self.model_version,
                 }
             )
 
         return await self._guard(request, handle)
+
+    # -- the OpenAI-compatible API (/v1) ---------------------------------------------------
+
+    def _openai_body(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool, bool]:
+        """A ``/v1/chat/completions`` request as a native completion body (so one "model"
+        answers both APIs), whether it streams, and whether it asked for a usage chunk."""
+        uri = body.get("model")
+        if not isinstance(uri, str) or not uri.startswith("gpt://"):
+            raise _Reject(
+                self._error(
+                    400,
+                    f"model must be a model URI such as gpt://{self.folder_id}/yandexgpt/latest, "
+                    f"got {uri!r}",
+                )
+            )
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _Reject(self._error(400, "messages: at least one message is required"))
+        native: dict[str, Any] = {
+            "modelUri": uri,
+            "messages": self._openai_messages(messages),
+            "completionOptions": {},
+        }
+        options = native["completionOptions"]
+        if body.get("temperature") is not None:
+            options["temperature"] = body["temperature"]
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if limit is not None:
+            options["maxTokens"] = limit
+        tools = body.get("tools")
+        if tools is not None:
+            if not isinstance(tools, list) or any(
+                not isinstance(t, dict) or t.get("type", "function") != "function" for t in tools
+            ):
+                raise _Reject(self._error(400, "tools must be a list of function tools"))
+            native["tools"] = [{"function": t.get("function")} for t in tools]
+        choice = body.get("tool_choice")
+        if isinstance(choice, str):
+            if choice not in ("auto", "none", "required"):
+                raise _Reject(self._error(400, f"tool_choice {choice!r} is not supported"))
+            native["toolChoice"] = {"mode": choice.upper()}
+        elif isinstance(choice, dict):
+            function = choice.get("function")
+            name = function.get("name") if isinstance(function, dict) else None
+            native["toolChoice"] = {"functionName": name}
+        elif choice is not None:
+            raise _Reject(self._error(400, "tool_choice must be a string or an object"))
+        # Recorded: with parallel_tool_calls false the server still returned 2 calls, so
+        # it is accepted and not honoured here.
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict):
+            kind = response_format.get("type")
+            if kind == "json_object":
+                native["jsonObject"] = True
+            elif kind == "json_schema":
+                spec = response_format.get("json_schema")
+                if not isinstance(spec, dict):
+                    raise _Reject(self._error(400, "response_format.json_schema is required"))
+                schema = spec.get("schema")
+                if schema is None:  # the docs' shape: the bare schema under json_schema
+                    schema = {k: v for k, v in spec.items() if k not in ("name", "strict")}
+                native["jsonSchema"] = {"schema": schema}
+            elif kind != "text":
+                raise _Reject(self._error(400, f"response_format type {kind!r} is not supported"))
+        elif response_format is not None:
+            raise _Reject(self._error(400, "response_format must be an object"))
+        stream_options = body.get("stream_options")
+        usage = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+        return native, body.get("stream") is True, usage
+
+    def _openai_messages(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """OpenAI messages as native ones: tool results (``role: tool``, matched to the
+        call's name by ``tool_call_id``, which Yandex sets to the name) grouped into one
+        user ``toolResultList``."""
+        native: list[dict[str, Any]] = []
+        names: dict[str, str] = {}
+        results: list[dict[str, Any]] | None = None
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            role = message.get("role") if isinstance(message, dict) else None
+            if role not in ("system", "user", "assistant", "tool"):
+                raise _Reject(
+                    self._error(400, f"{where}: role must be system, user, assistant or tool")
+                )
+            content = _openai_text(message.get("content"))
+            if content is None:
+                raise _Reject(self._error(400, f"{where}: content must be a string"))
+            if role == "tool":
+                call_id = message.get("tool_call_id")
+                if not isinstance(call_id, str):
+                    raise _Reject(self._error(400, f"{where}: tool_call_id is required"))
+                result = {
+                    "functionResult": {"name": names.get(call_id, call_id), "content": content}
+                }
+                if results is None:
+                    results = []
+                    native.append({"role": "user", "toolResultList": {"toolResults": results}})
+                results.append(result)
+                continue
+            results = None
+            calls = message.get("tool_calls") if role == "assistant" else None
+            if not calls:
+                native.append({"role": role, "text": content})
+                continue
+            wire = []
+            for call in calls:
+                function = call.get("function") if isinstance(call, dict) else None
+                name = function.get("name") if isinstance(function, dict) else None
+                if not isinstance(name, str):
+                    raise _Reject(self._error(400, f"{where}: a tool call needs function.name"))
+                try:
+                    arguments = json.loads(function.get("arguments") or "{}")  # type: ignore[union-attr]
+                except (TypeError, ValueError):
+                    raise _Reject(
+                        self._error(400, f"{where}: tool call arguments must be a JSON string")
+                    ) from None
+                names[str(call.get("id") or name)] = name
+                wire.append({"functionCall": {"name": name, "arguments": arguments}})
+            native.append({"role": "assistant", "toolCallList": {"toolCalls": wire}})
+        return native
+
+    def _openai_calls(self, answer: _Answer) -> list[dict[str, Any]]:
+        return [
+            {
+                "index": index,
+                "id": name,  # Yandex: the tool-call id is the function name
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "arguments": arguments
+                    if isinstance(arguments, str)
+                    else json.dumps(arguments, ensure_ascii=False),
+                },
+            }
+            for index, (name, arguments) in enumerate(answer.calls or ())
+        ]
+
+    def _openai_usage(self, answer: _Answer) -> dict[str, int]:
+        completion = len(answer.pieces)
+        return {
+            "prompt_tokens": answer.input_tokens,
+            "total_tokens": answer.input_tokens + completion,
+            "completion_tokens": completion,
+        }
+
+    async def _openai_chat(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            native, stream, usage = self._openai_body(body)
+            answer = self._answer(native)
+            head = {"id": str(uuid.uuid4()), "created": int(time.time()), "model": body["model"]}
+            finish = _OPENAI_FINISH.get(answer.status, "stop")
+            if stream:
+                return StreamingResponse(
+                    self._openai_events(answer, head, finish, usage),
+                    media_type="text/event-stream",
+                )
+            message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+            if answer.calls:
+                message["tool_calls"] = self._openai_calls(answer)
+            return JSONResponse(
+                {
+                    **head,
+                    "object": "chat.completion",
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": self._openai_usage(answer),
+                }
+            )
+
+        return await self._guard(request, handle, openai=True)
+
+    async def _openai_events(
+        self, answer: _Answer, head: dict[str, Any], finish: str, usage: bool
+    ) -> AsyncIterator[bytes]:
+        """SSE: text deltas (``finish_reason`` on the last one), or the whole tool calls in
+        one chunk with ``finish_reason``; a usage chunk when asked for; ``[DONE]``."""
+        with self._lock:
+            fault = self._stream_faults.popleft() if self._stream_faults else None
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            data = {**head, "object": "chat.completion.chunk", "choices": choices, **extra}
+            return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+        deltas: list[dict[str, Any]]
+        if answer.calls:
+            deltas = [{"role": "assistant", "tool_calls": self._openai_calls(answer)}]
+        else:
+            deltas = [{"content": piece} for piece in answer.pieces] or [{"content": ""}]
+            deltas[0] = {"role": "assistant", **deltas[0]}
+        for sent, delta in enumerate(deltas):
+            if fault is not None and sent == fault.after_chunks:
+                if fault.kind == "break":
+                    raise EmulatedConnectionReset("emulated connection reset (break_next_stream)")
+                if fault.kind == "malformed":
+                    yield b"data: {not json\n\n"
+                elif fault.kind == "error":
+                    error = {"message": fault.message, "grpcCode": fault.grpc_code}
+                    yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+                if fault.kind != "shape":
+                    return  # cut: no finish_reason, no [DONE]
+                yield b"data: " + json.dumps(fault.payload).encode() + b"\n\n"
+            last = sent == len(deltas) - 1
+            choice = {"index": 0, "delta": delta, "finish_reason": finish if last else None}
+            yield event([choice])
+            if self.stream_delay > 0 and not last:
+                await anyio.sleep(self.stream_delay)
+        if usage:
+            yield event([], usage=self._openai_usage(answer))
+        yield b"data: [DONE]\n\n"
+
+    async def _openai_embeddings(self, request: Request) -> Response:
+        async def handle(body: dict[str, Any]) -> Response:
+            uri = body.get("model")
+            match = _EMB_URI.match(uri) if isinstance(uri, str) else None
+            if match is None:
+                return self._error(
+                    400,
+                    f"model must be an embedding model URI such as "
+                    f"emb://{self.folder_id}/text-search-doc/latest, got {uri!r}",
+                )
+            if match.group(1) != self.folder_id:
+                return self._folder_denied(match.group(1))
+            texts = body.get("input")
+            if isinstance(texts, str):
+                texts = [texts]
+            if not isinstance(texts, list) or len(texts) != 1 or not isinstance(texts[0], str):
+                return self._error(400, "input must be one string (one text per request)")
+            encoding = body.get("encoding_format", "float")
+            if encoding != "float":
+                return self._error(
+                    400, f"encoding_format {encoding!r} is not supported; use 'float'"
+                )
+            tokens = len(_tokens(texts[0]))
+            return JSONResponse(
+                {
+                    "object": "list",
+                    "model": uri,
+                    "data": [
+                        {
+                            "index": 0,
+                            "embedding": _embedding(match.group(2), texts[0]),
+                            "object": "embedding",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                }
+            )
+
+        return await self._guard(request, handle, openai=True)
+
+    async def _openai_models(self, request: Request) -> Response:
+        async def handle(_: Any) -> Response:
+            created = 1_700_000_000
+            ids = [f"gpt://{self.folder_id}/{model}/latest" for model in sorted(_MODELS)]
+            ids += [
+                f"emb://{self.folder_id}/{m}/latest"
+                for m in ("text-search-doc", "text-search-query")
+            ]
+            return JSONResponse(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": i, "object": "model", "created": created, "owned_by": "yandex"}
+                        for i in ids
+                    ],
+                }
+            )
+
+        return await self._guard(request, handle, openai=True)
 
     async def _iam_tokens(self, request: Request) -> Response:
         with self._lock:
