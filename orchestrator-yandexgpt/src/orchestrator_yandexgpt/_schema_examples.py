@@ -116,11 +116,19 @@ def _number(schema: Mapping[str, Any], fallback: float, *, integer: bool) -> flo
     return int(value) if integer else float(value)
 
 
-def _wrong_value(schema: Mapping[str, Any]) -> Any:
-    """A value of another type than ``schema`` asks for."""
+def _wrong_value(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int = 0) -> Any:
+    """A value ``schema`` refuses: one of another type, or (when the schema names no type,
+    so any type passes its keywords) an array or object whose first item breaks them."""
     kind = _type_of(schema)
     if kind == "string" or "enum" in schema or "const" in schema:
         return 12345
+    if "type" not in schema and depth < _MAX_DEPTH:
+        if kind == "array":
+            return [_wrong_value(_resolve(schema.get("items", {}), root), root, depth + 1)]
+        properties = schema.get("properties")
+        if kind == "object" and isinstance(properties, Mapping) and properties:
+            name = str(next(iter(properties)))
+            return {name: _wrong_value(_resolve(properties[name], root), root, depth + 1)}
     return "not-a-" + (kind or "value")
 
 
@@ -139,6 +147,6 @@ def violating_instance(schema: Any) -> Any:
         properties = resolved.get("properties")
         if isinstance(properties, Mapping) and properties:
             name = str(next(iter(properties)))
-            value[name] = _wrong_value(_resolve(properties[name], base))
+            value[name] = _wrong_value(_resolve(properties[name], base), base)
             return value
     return [value]
