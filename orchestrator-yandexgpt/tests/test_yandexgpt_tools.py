@@ -407,3 +407,40 @@ class _FakeServer:
     app = YandexGPTEmulator()
     base_url = "http://emulated.invalid"
     ca_file = None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "assistant", "toolCallList": []},
+        {"role": "assistant", "toolCallList": {"toolCalls": "x"}},
+        {"role": "assistant", "toolCallList": {"toolCalls": [{"functionCall": {}}]}},
+        {"role": "assistant", "toolCallList": {"toolCalls": [None]}},
+    ],
+)
+async def test_a_tool_call_list_of_the_wrong_shape_is_a_provider_error(
+    make_provider: Any, emulator: YandexGPTEmulator, message: dict[str, Any]
+) -> None:
+    alternative = {"message": message, "status": "ALTERNATIVE_STATUS_TOOL_CALLS"}
+    emulator.wrong_shape_next({"result": {"alternatives": [alternative]}})
+    async with make_provider(max_retries=0) as provider:
+        with pytest.raises(ProviderError, match="toolCallList") as caught:
+            await provider.chat([Message("user", "x")], GenerationParams(tools=[get_weather]))
+    assert caught.value.transient
+
+
+async def test_other_bad_requests_pass_through_unchanged(
+    provider: YandexGPTProvider, emulator: YandexGPTEmulator
+) -> None:
+    emulator.fail_next(400, message="text is too long")
+    with pytest.raises(InvalidRequestError, match="text is too long") as caught:
+        await provider.embed(["x"])
+    assert "embedding_doc_model" not in caught.value.message
+
+
+def test_infinite_or_odd_vector_items_are_refused() -> None:
+    from orchestrator_yandexgpt.provider import _vector
+
+    assert _vector(["inf", 1.0]) is None
+    assert _vector([None]) is None
+    assert _vector(["1e-3", 2]) == [0.001, 2.0]

@@ -371,6 +371,9 @@ def parse_completion(
     )
 
 
+#: Yandex's 400 messages about a model URI ("invalid model_uri", "Invalid modelUri",
+#: "Failed to parse model URI").
+_BAD_MODEL_URI = re.compile(r"model[ _]?uri", re.IGNORECASE)
 _DEFAULT_EMBEDDING_MODELS = ("text-search-doc", "text-search-query")
 
 
@@ -1024,7 +1027,7 @@ class YandexGPTProvider(BaseProvider):
         try:
             response, request_id = await self._send("POST", EMBEDDING_PATH, body=body, what=what)
         except InvalidRequestError as exc:
-            if "model" not in exc.message.lower() or isinstance(exc, ModelNotFoundError):
+            if not _BAD_MODEL_URI.search(exc.message) or isinstance(exc, ModelNotFoundError):
                 raise
             raise InvalidRequestError(
                 f"{exc.message}; check embedding_doc_model / embedding_query_model "
