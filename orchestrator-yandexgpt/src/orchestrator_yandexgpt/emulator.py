@@ -5,15 +5,25 @@ It serves, on one app (so one :class:`~orchestrator.testing.LoopbackServer` serv
 - ``POST /foundationModels/v1/completion`` — plain, and streaming NDJSON with cumulative text;
 - ``POST /foundationModels/v1/completionAsync`` and ``GET /operations/{id}``;
 - ``POST /foundationModels/v1/tokenize``, ``.../tokenizeCompletion``, ``.../textEmbedding``;
-- ``POST /iam/v1/tokens`` — OAuth token or service-account JWT (PS256) -> IAM token.
+- ``POST /iam/v1/tokens`` — OAuth token or service-account JWT (PS256) -> IAM token;
+- Yandex's OpenAI-compatible API: ``POST /v1/chat/completions`` (plain and SSE),
+  ``POST /v1/embeddings``, ``GET /v1/models`` (model URIs only; the tool-call id is the
+  function's name; a streamed call arrives whole in one chunk with its finish reason).
 
 Credentials it accepts: ``Api-Key`` :data:`TEST_API_KEY`, ``Bearer`` :data:`TEST_IAM_TOKEN` or
-any IAM token it issued, in folder :data:`TEST_FOLDER_ID`; the OAuth token
+any IAM token it issued (on ``/v1`` also ``Bearer`` with the API key, the folder in
+``OpenAI-Project``), in folder :data:`TEST_FOLDER_ID`; the OAuth token
 :data:`TEST_OAUTH_TOKEN`; service-account keys made by
 :meth:`YandexGPTEmulator.create_service_account_key`.
 
 The answer is deterministic: ``"Echo: "`` and the words of the last user message (the same
-text for plain and streamed calls), one token per word. Faults are scripted with the
+text for plain and streamed calls), one token per word. With tools the model calls the tools
+named in the user's text (else the first; the forced one with ``functionName``) with
+arguments made up from their schemas, and answers tool results with ``"Results: ..."``; with
+``jsonSchema`` it answers an instance of the schema. What it does next is scripted with
+:meth:`~YandexGPTEmulator.call_tools_next`, :meth:`~YandexGPTEmulator.invalid_arguments_next`,
+:meth:`~YandexGPTEmulator.answer_next` and :meth:`~YandexGPTEmulator.violate_schema_next`.
+Faults are scripted with the
 :class:`~orchestrator.testing.scripting.ScriptableApp` methods plus the YandexGPT-specific
 ones below (malformed line, error line, dropped connection, wrong-shape JSON, a stalled
 answer, ``CONTENT_FILTER``, ``TRUNCATED_FINAL``, IAM expiry, failed operations).
