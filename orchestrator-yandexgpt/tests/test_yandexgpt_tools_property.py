@@ -5,10 +5,15 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from hypothesis import given
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.types import Message, ToolCall
+from orchestrator.testing import LoopbackServer
+from orchestrator.types import GenerationParams, Message, ToolCall
+from orchestrator_yandexgpt import YandexGPTProvider
+from orchestrator_yandexgpt.emulator import YandexGPTEmulator, config_for
 from orchestrator_yandexgpt.provider import wire_messages
 
 _names = st.sampled_from(["get_weather", "get_time", "search", "calc"])
@@ -73,3 +78,57 @@ def test_tool_results_are_grouped_in_order_and_nothing_is_lost(turns: list[list[
         for m in messages
         if m.role != "tool" and (m.content or not m.tool_calls)
     ]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_calls = st.lists(
+    st.tuples(_names, st.dictionaries(st.text(min_size=1, max_size=6), _json, max_size=4)),
+    min_size=1,
+    max_size=4,
+)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(calls=_calls, stream=st.booleans())
+def test_scripted_calls_come_back_whole_and_in_order_over_http(
+    server: LoopbackServer, backend: str, calls: list[tuple[str, dict[str, Any]]], stream: bool
+) -> None:
+    """Whatever calls the model makes, the provider returns them (plain or streamed) with
+    the same names and arguments, in order, each with its own id; sent back as history, the
+    emulator accepts them and the results, one user message for all of them."""
+    emulator: YandexGPTEmulator = server.app
+    provider = YandexGPTProvider(config_for(server), environ={})
+    tools = [
+        {"name": name, "parameters": {"type": "object"}} for name in sorted({n for n, _ in calls})
+    ]
+    params = GenerationParams(tools=tools)
+
+    async def main() -> tuple[tuple[ToolCall, ...], str]:
+        async with provider:
+            emulator.call_tools_next(*calls)
+            if stream:
+                chunks = [c async for c in provider.stream([Message("user", "go")], params)]
+                got = chunks[-1].tool_calls
+            else:
+                got = (await provider.chat([Message("user", "go")], params)).tool_calls
+            history = [
+                Message("user", "go"),
+                Message("assistant", "", got),
+                *(Message.tool_result(call, f"result {i}") for i, call in enumerate(got)),
+            ]
+            answer = await provider.chat(history, params)
+        return got, answer.text
+
+    got, answer = anyio.run(main, backend=backend)
+    assert [(c.name, dict(c.arguments)) for c in got] == [(n, a) for n, a in calls]
+    assert len({c.id for c in got}) == len(got)
+    assert answer == "Results: " + "; ".join(f"{n}: result {i}" for i, (n, _) in enumerate(calls))
