@@ -276,6 +276,13 @@ def test_embeddings_refuse_a_list_and_a_bad_uri(client: httpx.Client) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(("dim", "status"), [("256", 200), (256, 200), ("128", 400)])
+def test_embedding_dim_is_an_int64(client: httpx.Client, dim: Any, status: int) -> None:
+    uri = f"emb://{TEST_FOLDER_ID}/text-search-doc/latest"
+    body = {"modelUri": uri, "text": "x", "dim": dim}
+    assert client.post("/foundationModels/v1/textEmbedding", json=body).status_code == status
+
+
 # -- /v1 streams with faults --------------------------------------------------------------
 
 

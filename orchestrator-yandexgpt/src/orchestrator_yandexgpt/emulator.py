@@ -1060,6 +1060,11 @@ class YandexGPTEmulator:
             text = body.get("text")
             if isinstance(text, list):
                 return self._error(400, "text must be a string: one text per request")
+            dim = body.get("dim")  # int64: a string, or a number
+            if dim is not None and str(dim) != "256":
+                return self._error(
+                    400, f"dim {dim!r} is not supported by {match.group(2)}: it answers 256"
+                )
             if not isinstance(text, str):
                 return self._error(400, "text is required")
             return JSONResponse(
