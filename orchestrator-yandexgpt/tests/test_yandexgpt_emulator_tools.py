@@ -120,7 +120,7 @@ def test_required_calls_even_after_results(client: httpx.Client) -> None:
 
 
 def test_scripted_text_wins_over_tools(client: httpx.Client, emulator: YandexGPTEmulator) -> None:
-    emulator.answer_next("No tools today.", times=2)
+    emulator.reply_next("No tools today.", times=2)
     for _ in range(2):
         body = complete(client, tools=[WEATHER], toolChoice={"mode": "REQUIRED"}).json()
         assert body["result"]["alternatives"][0]["message"]["text"] == "No tools today."
@@ -314,7 +314,7 @@ def test_v1_stream_delay_and_empty_answer(
     client: httpx.Client, emulator: YandexGPTEmulator
 ) -> None:
     emulator.stream_delay = 0.001
-    emulator.answer_next("")
+    emulator.reply_next("")
     lines = sse(client)
     first = json.loads(lines[0][6:])
     assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}

@@ -264,7 +264,7 @@ async def test_streamed_structured_output_is_parsed_on_the_last_chunk(
     make_provider: Any, emulator: YandexGPTEmulator
 ) -> None:
     router = router_for(make_provider)
-    emulator.answer_next('{"name": "Kazan", "population": 1300000}')
+    emulator.reply_next('{"name": "Kazan", "population": 1300000}')
     chunks = [c async for c in router.chat_stream("city", GenerationParams(response_format=City))]
     assert len(chunks) > 1
     assert chunks[-1].parsed == City(name="Kazan", population=1300000)

@@ -22,7 +22,7 @@ named in the user's text (else the first; the forced one with ``functionName``) 
 arguments made up from their schemas, and answers tool results with ``"Results: ..."``; with
 ``jsonSchema`` it answers an instance of the schema. What it does next is scripted with
 :meth:`~YandexGPTEmulator.call_tools_next`, :meth:`~YandexGPTEmulator.invalid_arguments_next`,
-:meth:`~YandexGPTEmulator.answer_next` and :meth:`~YandexGPTEmulator.violate_schema_next`.
+:meth:`~YandexGPTEmulator.reply_next` and :meth:`~YandexGPTEmulator.violate_schema_next`.
 Faults are scripted with the
 :class:`~orchestrator.testing.scripting.ScriptableApp` methods plus the YandexGPT-specific
 ones below (malformed line, error line, dropped connection, wrong-shape JSON, a stalled
@@ -439,14 +439,14 @@ class YandexGPTEmulator:
         with self._lock:
             self._scripts.extend([_Script("calls", tuple(parsed))] * times)
 
-    def invalid_arguments_next(self, tool: str | None = None, *, times: int = 1) -> None:
-        """Make the next ``times`` completions call ``tool`` (by default the forced tool,
-        else the first one) with arguments that violate its parameters schema (a required
-        property left out, or one of the wrong type)."""
+    def invalid_arguments_next(self, name: str | None = None, *, times: int = 1) -> None:
+        """Make the next ``times`` completions call the tool ``name`` (by default the forced
+        tool, else the first one) with arguments that violate its parameters schema (a
+        required property left out, or one of the wrong type)."""
         with self._lock:
-            self._scripts.extend([_Script("invalid_arguments", tool=tool)] * times)
+            self._scripts.extend([_Script("invalid_arguments", tool=name)] * times)
 
-    def answer_next(self, text: str, *, times: int = 1) -> None:
+    def reply_next(self, text: str, *, times: int = 1) -> None:
         """Make the next ``times`` completions answer exactly ``text`` (no tool calls),
         whatever the request asked for (e.g. JSON that breaks the request's schema)."""
         with self._lock:
