@@ -833,7 +833,9 @@ class YandexGPTEmulator:
             return []
         if request.forced is not None:
             names = [request.forced]
-        elif request.mode == "REQUIRED" or "text" in messages[-1]:
+        elif request.mode == "REQUIRED" or (
+            messages[-1]["role"] == "user" and "text" in messages[-1]
+        ):
             said = messages[-1].get("text", "")
             names = [name for name in request.tools if name in said] or [next(iter(request.tools))]
         else:
