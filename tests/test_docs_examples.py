@@ -1,4 +1,4 @@
-"""Every ```python block in the README and docs/concepts.md runs as written."""
+"""Every ```python block in the README, docs/concepts.md and docs/tools.md runs as written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "docs" / "concepts.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "concepts.md", ROOT / "docs" / "tools.md"]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 

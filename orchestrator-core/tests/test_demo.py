@@ -53,6 +53,7 @@ def test_start_emulator_and_describe() -> None:
         text = describe_emulator("gigachat", server, config)
         assert server.base_url in text
         assert "export GIGACHAT_CREDENTIALS=" in text
+        assert "export GIGACHAT_MODEL='GigaChat-2'" in text
         assert 'api_key = "${GIGACHAT_CREDENTIALS}"' in text
     finally:
         server.stop()

@@ -91,10 +91,16 @@ def test_loader_keeps_every_figure_with_its_source(prices: PriceList) -> None:
     assert prices.unpriced == {"acme-max": "not on the page yet"}
 
 
-def test_the_table_holds_only_sync_prices_with_a_model(prices: PriceList) -> None:
-    assert dict(prices) == {"acme-lite": Price("0.20", "0.40"), "acme-pro/rc": Price(1, 2)}
+def test_the_table_holds_sync_and_embedding_prices_with_a_model(prices: PriceList) -> None:
+    # Router.embed prices embeddings through the same table (input tokens only).
+    embedding = {"acme-embed": Price("0.01", 0)}
+    assert dict(prices) == {
+        "acme-lite": Price("0.20", "0.40"),
+        "acme-pro/rc": Price(1, 2),
+        **embedding,
+    }
     assert prices.table("async") == {"acme-lite": Price("0.10", "0.20")}
-    assert prices.table("embedding") == {}  # an embedding figure has no completion price
+    assert prices.table("embedding") == embedding
 
 
 def test_an_empty_list_is_truthy_so_the_router_keeps_it() -> None:

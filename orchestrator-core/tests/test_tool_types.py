@@ -118,6 +118,8 @@ def test_tool_call_and_messages() -> None:
         Message("tool", "8")
     with pytest.raises(ValueError, match="belong on a tool message"):
         Message("user", "x", tool_call_id="call_1")
+    with pytest.raises(ValueError, match="belong on a tool message"):
+        coerce_messages([{"role": "user", "content": "x", "name": "Ann"}])  # never dropped
     with pytest.raises(TypeError, match="ToolCall objects"):
         Message("assistant", "", ({"id": "1"},))  # type: ignore[arg-type]
     assert Message("assistant", "", [call]).tool_calls == (call,)  # type: ignore[arg-type]

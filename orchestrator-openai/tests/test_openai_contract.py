@@ -37,6 +37,8 @@ class TestOpenAIContractOnTheKitsFake(ProviderContract):
             api_key=self.api_key,
             base_url=f"{server.base_url}/v1",
             model="fake-model",
+            embedding_model="fake-embedding",
+            embedding_dimension=8,  # FakeOpenAIServer's default
             organization=None,
             project=None,
             extra_headers={},

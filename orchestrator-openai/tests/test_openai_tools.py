@@ -11,6 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from orchestrator import Router
+from orchestrator.capabilities import EmbeddingSpace
 from orchestrator.errors import (
     InvalidRequestError,
     InvalidToolCallError,
@@ -352,23 +353,37 @@ def test_decode_embedding() -> None:
 
 
 def test_embedding_spaces() -> None:
-    def space(**settings: object) -> str:
+    def space(**settings: object) -> str | None:
         config = OpenAIConfig(api_key="sk-x", **settings)  # type: ignore[arg-type]
-        return OpenAIProvider(config).embedding_space().name
+        found = OpenAIProvider(config).embedding_space()
+        return None if found is None else found.name
 
     assert space() == "openai/text-embedding-3-small"
     assert (
         space(base_url="http://gpu:8000/v1", embedding_model="bge-m3", embedding_dimension=1024)
         == "gpu:8000/bge-m3"
     )
-    assert space(base_url="http://gpu:8000/v1", embedding_space="bge") == "bge"
+    # Another server without an embedding model configured has no embeddings at all.
+    assert space(base_url="http://gpu:8000/v1", embedding_space="bge") is None
+    assert (
+        space(
+            base_url="http://gpu:8000/v1",
+            embedding_space="bge",
+            embedding_model="bge-m3",
+            embedding_dimension=1024,
+        )
+        == "bge"
+    )
     yandex = OpenAIConfig.yandex("b1g", "AQVN-key")
-    assert OpenAIProvider(yandex).embedding_space().name == "yandexgpt/text-search"
-    assert OpenAIProvider(yandex).embedding_space().max_batch == 1
+    assert OpenAIProvider(yandex).embedding_space() == EmbeddingSpace(
+        "yandexgpt/text-search", "emb://b1g/text-search-doc/latest", 256, 1
+    )
     other = OpenAIConfig.yandex(
         "b1g", "k", embedding_model="emb://b1g/other/latest", embedding_dimension=64
     )
-    assert OpenAIProvider(other).embedding_space().name == "yandexgpt/other/latest"
+    found = OpenAIProvider(other).embedding_space()
+    assert found is not None
+    assert found.name == "yandexgpt/other/latest"
     with pytest.raises(ValueError, match="embedding_dimension"):
         OpenAIConfig(api_key="sk-x", embedding_model="bge-m3")
 

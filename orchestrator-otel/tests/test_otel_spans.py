@@ -353,3 +353,18 @@ async def test_content_when_opted_in(make_telemetry: Any, make_provider: Any) ->
         + completion.text
         + '"}], "finish_reason": "stop"}]'
     )
+
+
+async def test_embeddings(telemetry: Telemetry, make_provider: Any, server: LoopbackServer) -> None:
+    router = telemetry.router()
+    router.add_provider(make_provider("primary"))
+    async with router:
+        result = await router.embed(["one", "two"])
+    assert len(result.vectors) == 2
+    attempt = telemetry.span("embeddings text-embedding-3-small")
+    attributes = dict(attempt.attributes or {})
+    assert attempt.kind is SpanKind.CLIENT
+    assert attributes["gen_ai.operation.name"] == "embeddings"
+    assert attributes["gen_ai.request.model"] == "text-embedding-3-small"
+    request = telemetry.span("orchestrator.embed")
+    assert dict(request.attributes or {})["orchestrator.request.kind"] == "embed"

@@ -232,8 +232,10 @@ def test_bad_messages_are_rejected() -> None:
     made = provider(api_key="AQVN-k", folder_id=FOLDER)
     with pytest.raises(InvalidRequestError, match="at least one"):
         made.build_request([])
-    with pytest.raises(InvalidRequestError, match="unsupported keys"):
+    with pytest.raises(InvalidRequestError, match="belong on a tool message"):
         made.build_request([{"role": "user", "content": "x", "name": "bob"}])  # type: ignore[list-item]
+    with pytest.raises(InvalidRequestError, match="unsupported keys"):
+        made.build_request([{"role": "user", "content": "x", "author": "bob"}])  # type: ignore[list-item]
 
 
 def test_repr_shows_no_secret() -> None:

@@ -40,6 +40,12 @@ def test_doc_examples_run(
     assert "IAM exchanges: 1" in out
     assert "ai.languageModels.user" in out
     assert "Echo: retried" in out
+    assert "Results: get_weather: +8°C in Saint Petersburg; get_time: 12:00" in out
+    assert "tool_calls ['get_time']" in out
+    assert "City(name='Kazan', population=1308660)" in out
+    assert '{"population": 1}' in out
+    assert "3 256 yandexgpt/text-search text-search-doc\n3 requests" in out
+    assert "Echo: Hello via /v1\n256" in out
 
 
 def test_doc_lists_every_config_field_and_env_var() -> None:

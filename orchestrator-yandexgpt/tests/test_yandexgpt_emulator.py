@@ -47,7 +47,12 @@ def test_completion_shape(client: httpx.Client, emulator: YandexGPTEmulator) -> 
                     "status": "ALTERNATIVE_STATUS_FINAL",
                 }
             ],
-            "usage": {"inputTextTokens": "2", "completionTokens": "3", "totalTokens": "5"},
+            "usage": {
+                "inputTextTokens": "2",
+                "completionTokens": "3",
+                "totalTokens": "5",
+                "completionTokensDetails": {"reasoningTokens": "0"},
+            },
             "modelVersion": emulator.model_version,
         }
     }
@@ -71,7 +76,7 @@ def test_stream_is_ndjson_with_cumulative_text(client: httpx.Client) -> None:
         ({**BODY, "modelUri": f"gpt://{TEST_FOLDER_ID}/nope/latest"}, 404, "not found"),
         ({**BODY, "modelUri": "gpt://b1gother/yandexgpt/latest"}, 403, "denied"),
         ({**BODY, "messages": []}, 400, "at least one"),
-        ({**BODY, "messages": [{"role": "bot", "text": "x"}]}, 400, "role and text"),
+        ({**BODY, "messages": [{"role": "bot", "text": "x"}]}, 400, "role must be one of"),
         ({**BODY, "completionOptions": {"temperature": 1.5}}, 400, "temperature"),
         ({**BODY, "completionOptions": {"maxTokens": "many"}}, 400, "maxTokens"),
         ({**BODY, "completionOptions": "fast"}, 400, "completionOptions"),

@@ -155,7 +155,9 @@ def describe_emulator(
         for key in sorted(config.model_fields_set)
         if key != "name"
         and getattr(config, key) is not None
-        and getattr(config, key) != fields[key].default
+        # The model even when it is the default: a vendor SDK configured only from this
+        # environment needs it (the gigachat SDK refuses to call without GIGACHAT_MODEL).
+        and (key == "model" or getattr(config, key) != fields[key].default)
     }
     exports, toml = [], [f"[providers.{config.name}]"]
     for key, value in values.items():

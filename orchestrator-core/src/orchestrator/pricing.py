@@ -147,8 +147,9 @@ class ListedPrice:
 
 
 class PriceList(Mapping[str, Price]):
-    """A plugin's shipped list prices: a price table of its synchronous chat prices by model,
-    plus every figure with its source (:attr:`entries`) and what is known to be missing.
+    """A plugin's shipped list prices: a price table of its synchronous chat (and embedding)
+    prices by model, plus every figure with its source (:attr:`entries`) and what is known
+    to be missing.
 
     A looked-up model without a figure is reported once per model: a WARNING on the
     ``orchestrator.pricing`` logger naming the config key that sets its price. A list is
@@ -175,7 +176,9 @@ class PriceList(Mapping[str, Price]):
         self.unpriced: Mapping[str, str] = dict(unpriced or {})
         self.sources = sources
         self.origin = origin
-        self._table = self.table("sync")
+        # Embedding models are priced like chat models (Router.embed looks them up by the
+        # model it answered from); their names never collide with chat models'.
+        self._table = {**self.table("embedding"), **self.table("sync")}
         self._reported: set[str] = set()
         self._lock = threading.Lock()
 
@@ -185,6 +188,8 @@ class PriceList(Mapping[str, Price]):
         table: dict[str, Price] = {}
         for entry in self.entries:
             price = entry.price()
+            if price is None and entry.mode == "embedding" and entry.prompt is not None:
+                price = Price(entry.prompt, Decimal(0))  # embeddings have input tokens only
             if entry.mode == mode and entry.model and price is not None:
                 table[entry.model] = price
         return table

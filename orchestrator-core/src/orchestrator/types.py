@@ -98,7 +98,12 @@ class Message:
             )
         if not isinstance(self.content, str):
             raise TypeError(f"Message content must be str, got {type(self.content).__name__}")
-        if self.tool_calls or self.role == "tool" or self.tool_call_id is not None:
+        if (
+            self.tool_calls
+            or self.role == "tool"
+            or self.tool_call_id is not None
+            or self.name is not None
+        ):
             self._check_tool_fields()
 
     def _check_tool_fields(self) -> None:

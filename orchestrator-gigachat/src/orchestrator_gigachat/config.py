@@ -28,7 +28,10 @@ from orchestrator.errors import ConfigurationError
 __all__ = [
     "DEFAULT_AUTH_URL",
     "DEFAULT_BASE_URL",
+    "DEFAULT_EMBEDDING_BATCH",
+    "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL",
+    "EMBEDDING_DIMENSIONS",
     "ENV_VARS",
     "SCOPES",
     "GigaChatConfig",
@@ -39,6 +42,12 @@ __all__ = [
 DEFAULT_BASE_URL = "https://gigachat.devices.sberbank.ru/api/v1"
 DEFAULT_AUTH_URL = "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"
 DEFAULT_MODEL = "GigaChat-2"
+DEFAULT_EMBEDDING_MODEL = "Embeddings"
+#: Texts per ``POST /embeddings`` by default: GigaChat documents no limit; 90 is what
+#: langchain-community's ``GigaChatEmbeddings`` sent per request (``MAX_BATCH_SIZE_PARTS``).
+DEFAULT_EMBEDDING_BATCH = 90
+#: Vector sizes of the embedding models whose size is confirmed (counted in recordings).
+EMBEDDING_DIMENSIONS: dict[str, int] = {"Embeddings": 1024}
 
 Scope = Literal["GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP"]
 SCOPES: tuple[str, ...] = ("GIGACHAT_API_PERS", "GIGACHAT_API_B2B", "GIGACHAT_API_CORP")
@@ -136,6 +145,29 @@ class GigaChatConfig(ProviderConfig):
     )
     update_interval: float | None = Field(
         None, ge=0, description="Streaming only: minimum seconds between chunks."
+    )
+    structured_output: Literal["native", "function"] = Field(
+        "native",
+        description="How response_format is sent: 'native' (GigaChat's response_format "
+        "field, confirmed on some hosts only) or 'function' (a forced call of a function "
+        "whose parameters are the schema; works wherever function calling does).",
+    )
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        min_length=1,
+        description="Model of embed(): Embeddings (1024 numbers), Embeddings-2, EmbeddingsGigaR...",
+    )
+    embedding_dimension: int | None = Field(
+        None,
+        ge=1,
+        description="Numbers per vector of embedding_model; known for Embeddings (1024), "
+        "required for the others.",
+    )
+    embedding_max_batch: int = Field(
+        DEFAULT_EMBEDDING_BATCH,
+        ge=1,
+        le=10_000,
+        description="Texts per POST /embeddings (the router splits larger batches).",
     )
     token_refresh_margin: float = Field(
         60.0,

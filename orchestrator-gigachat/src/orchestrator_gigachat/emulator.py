@@ -21,6 +21,18 @@ message>"``, the same for plain and streamed calls; a user message containing
 ``[blacklist]`` gets GigaChat's topic refusal with ``finish_reason="blacklist"``; a small
 ``max_tokens`` cuts the answer with ``finish_reason="length"``.
 
+Functions (``shared/specs/gigachat-functions-embeddings.md`` section 9): ``functions`` and
+``function_call`` are validated; with ``function_call: {"name": f}`` the "model" calls ``f``,
+with ``"auto"`` (or none given) it calls the first function named in the last user message
+(else the first function) -- unless the last message is a ``function`` result, which it
+answers in text (``"<prefix>: <name> returned <content>"``). Arguments are made up from the
+function's JSON Schema (every property, a value of its type). A call comes back with
+``content: ""``, ``finish_reason: "function_call"``, arguments as an object and a
+``functions_state_id``; streamed, the whole call is in the last event before ``[DONE]``.
+``response_format`` (``{"type": "json_schema", "schema": ...}``) answers a JSON string made
+up from the schema. Script what the model does instead with :class:`CallFunction`,
+:class:`InvalidArguments` and :class:`Reply` (see :meth:`GigaChatEmulator.script`).
+
 From the command line: ``python -m orchestrator_gigachat.emulator [--tls]`` prints the
 ``GIGACHAT_*`` variables to export and serves until Ctrl-C.
 
@@ -64,20 +76,24 @@ __all__ = [
     "TEST_PASSWORD",
     "TEST_USER",
     "BreakStream",
+    "CallFunction",
     "CutStream",
     "EmulatedConnectionReset",
     "ExpireTokens",
     "Fail",
     "GigaChatEmulator",
+    "InvalidArguments",
     "MalformedLine",
     "NoDone",
     "Pass",
     "RecordedRequest",
+    "Reply",
     "Stall",
     "WrongShape",
     "answer_for",
     "config_for",
     "count_tokens",
+    "example_for",
     "main",
 ]
 
@@ -108,6 +124,14 @@ MODELS: tuple[tuple[str, str], ...] = (
     ("EmbeddingsGigaR", "embedder"),
 )
 _MODEL_IDS = frozenset(m for m, _ in MODELS)
+#: Vector size of every embeddings model (1024 is confirmed for ``Embeddings``; the others'
+#: sizes are not, and the emulator gives them the same).
+EMBEDDING_DIMENSION = 1024
+#: GigaChat's built-in functions (callable by name without a description in ``functions``).
+BUILTIN_FUNCTIONS = frozenset(("text2image", "get_file_content", "text2model3d"))
+# "Only Latin letters, must not start with a digit"; the official examples use "_" (the
+# exact rule is unconfirmed: digits, "_" and "-" after the first letter are accepted).
+_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _ROLES = frozenset(("system", "user", "assistant", "function"))
 
 _STATUS_MESSAGES = {
@@ -136,8 +160,20 @@ def count_tokens(text: str) -> int:
 def answer_for(
     messages: Sequence[dict[str, Any]], prefix: str = "GigaChat emulator"
 ) -> tuple[str, str]:
-    """The emulator's answer text (``"<prefix>: <last user message>"``) and finish reason
-    for ``messages`` (before max_tokens)."""
+    """The emulator's answer text (``"<prefix>: <last user message>"``, or
+    ``"<prefix>: <name> returned <content>"`` after a function result) and finish reason for
+    ``messages`` (before max_tokens)."""
+    if messages and messages[-1].get("role") == "function":
+        last = messages[-1]
+        name = last.get("name") or next(
+            (
+                m["function_call"].get("name")
+                for m in reversed(messages)
+                if isinstance(m.get("function_call"), dict)
+            ),
+            "function",
+        )
+        return f"{prefix}: {name} returned {last.get('content')}", "stop"
     last_user = next(
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
         "",
@@ -145,6 +181,56 @@ def answer_for(
     if BLACKLIST_TRIGGER in last_user:
         return BLACKLIST_ANSWER, "blacklist"
     return f"{prefix}: {last_user}", "stop"
+
+
+def example_for(schema: Any, hint: str = "emulator", root: Any = None) -> Any:
+    """A value matching JSON Schema ``schema`` (what the emulator's "model" fills function
+    arguments and structured answers with): every property, the first enum value, strings
+    are ``hint``; ``$ref`` to ``#/$defs/...`` and ``anyOf``/``oneOf`` are followed."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return hint
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return example_for(target, hint, root)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            useful = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            return example_for((useful or options)[0], hint, root)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return {}
+        return {name: example_for(sub, hint, root) for name, sub in properties.items()}
+    if kind == "array":
+        items = schema.get("items")
+        count = schema.get("minItems", 1)
+        return [example_for(items, hint, root) for _ in range(count if items else 0)]
+    if kind in ("integer", "number"):
+        low: float = schema.get("minimum", schema.get("exclusiveMinimum")) or 0
+        value: float = max(1, low + 1 if "exclusiveMinimum" in schema else low)
+        high = schema.get("maximum")
+        value = min(value, high) if isinstance(high, int | float) else value
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = hint
+    return text + "x" * max(0, schema.get("minLength", 0) - len(text))
 
 
 def _truncate(text: str, max_tokens: int) -> tuple[str, bool]:
@@ -232,6 +318,36 @@ class WrongShape:
     after_chunks: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class CallFunction:
+    """Chat only: the "model" calls function ``name`` with ``arguments`` (an object as
+    GigaChat sends it; a string to test a client's decoding). ``state_id``: the
+    ``functions_state_id`` to send (``"auto"``: a fresh UUID; None: none). Streamed with
+    ``split=True``, the name and each argument come in separate events before the last."""
+
+    name: str
+    arguments: Any = field(default_factory=dict)
+    state_id: str | None = "auto"
+    split: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidArguments:
+    """Chat only: the "model" produces invalid arguments for a function: GigaChat's
+    ``finish_reason: "error"``, with ``arguments`` in ``function_call``."""
+
+    name: str | None = None
+    arguments: Any = field(default_factory=lambda: {"location": None})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Chat only: the "model" answers ``content`` as text (finish_reason ``stop``), e.g. a
+    structured answer that violates the schema, or text where a call was expected."""
+
+    content: str
+
+
 class EmulatedConnectionReset(Exception):
     """Raised inside a streamed body to make the server drop the connection."""
 
@@ -246,9 +362,14 @@ Step = (
     | MalformedLine
     | NoDone
     | BreakStream
+    | CallFunction
+    | InvalidArguments
+    | Reply
 )
 _StreamFault = CutStream | MalformedLine | NoDone | BreakStream | WrongShape
 _STREAM_FAULTS = (CutStream, MalformedLine, NoDone, BreakStream, WrongShape)
+_Answer = CallFunction | InvalidArguments | Reply
+_ANSWERS = (CallFunction, InvalidArguments, Reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +404,7 @@ class GigaChatEmulator:
         keepalive: bool = False,
         context_window: int = 32768,
         answer_prefix: str = "GigaChat emulator",
+        strict_function_content: bool = False,
     ) -> None:
         if scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
@@ -307,6 +429,9 @@ class GigaChatEmulator:
         self.context_window = context_window
         #: Answers are ``"<answer_prefix>: <last user message>"`` (tell instances apart).
         self.answer_prefix = answer_prefix
+        #: 422 for a ``function`` message whose content is not JSON (the reference asks for
+        #: "a valid JSON object wrapped in a string"; the real server's check is unconfirmed).
+        self.strict_function_content = strict_function_content
         #: While True every API call answers 503.
         self.outage = False
         #: While True the OAuth endpoint answers 503.
@@ -387,10 +512,44 @@ class GigaChatEmulator:
 
         ``Fail``, ``Pass``, ``ExpireTokens``, ``Stall`` and ``WrongShape`` apply to any call;
         ``CutStream``, ``MalformedLine``, ``NoDone`` and ``BreakStream`` to a streaming call
-        (a plain call treats them as ``Pass``).
+        (a plain call treats them as ``Pass``); ``CallFunction``, ``InvalidArguments`` and
+        ``Reply`` say what the "model" answers a chat call (plain or streamed; any other call
+        treats them as ``Pass``).
         """
         with self._lock:
             self._steps.extend(steps)
+
+    def call_function_next(
+        self,
+        name: str,
+        arguments: Any = None,
+        *,
+        state_id: str | None = "auto",
+        split: bool = False,
+    ) -> None:
+        """Make the "model" answer the next chat call with a call of ``name``."""
+        self.script(CallFunction(name, {} if arguments is None else arguments, state_id, split))
+
+    def call_tools_next(self, *calls: tuple[str, Any], times: int = 1) -> None:
+        """The vendor-neutral form (:class:`~orchestrator.testing.ScriptableModel`): the next
+        ``times`` answers call the tool ``(name, arguments)``. GigaChat makes one call per
+        answer, so exactly one is accepted."""
+        if len(calls) != 1:
+            raise ValueError(
+                f"GigaChat answers with one function call at a time, got {len(calls)}; "
+                "script several answers instead"
+            )
+        ((name, arguments),) = calls
+        for _ in range(times):
+            self.call_function_next(name, arguments)
+
+    def reply_next(self, content: str, *, times: int = 1) -> None:
+        """Make the "model" answer the next ``times`` chat calls with ``content`` as text."""
+        self.script(*[Reply(content)] * times)
+
+    def invalid_arguments_next(self, name: str | None = None) -> None:
+        """Make the next chat call end with ``finish_reason: "error"`` (invalid arguments)."""
+        self.script(InvalidArguments(name))
 
     def fail_next_oauth(
         self,
@@ -478,7 +637,9 @@ class GigaChatEmulator:
             headers["Retry-After"] = f"{retry_after:g}"
         return JSONResponse({"code": code, "message": message}, status, headers)
 
-    async def _begin(self, request: Request) -> tuple[bytes, Response | _StreamFault | None]:
+    async def _begin(
+        self, request: Request
+    ) -> tuple[bytes, Response | _StreamFault | _Answer | None]:
         """Record and count an API call, apply latency, outage, scripted steps and auth.
 
         Returns the body and an error response to send, a stream fault, or None.
@@ -503,7 +664,7 @@ class GigaChatEmulator:
             expires_at = self._tokens.get(token)
         if expires_at is None or expires_at <= time.time():
             return body, self._error(request, 401)
-        if isinstance(step, _STREAM_FAULTS):
+        if isinstance(step, (*_STREAM_FAULTS, *_ANSWERS)):
             return body, step
         return body, None
 
@@ -553,9 +714,9 @@ class GigaChatEmulator:
         if scope != self.scope:
             return self._oauth_error(400, 7, "scope from db not fully includes consumed scope")
         token, expires_at = self._issue()
-        if self.token_shape == "tok":  # noqa: S105
-            return JSONResponse({"tok": token, "exp": int(expires_at)})
         value = int(expires_at * 1000) if self.expires_at_unit == "ms" else int(expires_at)
+        if self.token_shape == "tok":  # noqa: S105
+            return JSONResponse({"tok": token, "exp": value})
         return JSONResponse({"access_token": token, "expires_at": value})
 
     async def _password_token(self, request: Request) -> Response:
@@ -575,7 +736,10 @@ class GigaChatEmulator:
         if auth[:6].lower() != "basic " or (user, password) != (self.user, self.password):
             return self._error(request, 401)
         token, expires_at = self._issue()
-        return JSONResponse({"tok": token, "exp": int(expires_at)}, headers=self._ids(request))
+        # Milliseconds, as the real service and the official SDK's expiry check (it compares
+        # exp with time.time() * 1000: in seconds it re-authenticates before every call).
+        value = int(expires_at * 1000) if self.expires_at_unit == "ms" else int(expires_at)
+        return JSONResponse({"tok": token, "exp": value}, headers=self._ids(request))
 
     # -- API --------------------------------------------------------------------------------
 
@@ -595,6 +759,12 @@ class GigaChatEmulator:
                 return 422, f"Invalid params: messages[{index}].content must be a string"
             if message["role"] == "system" and index != 0:
                 return 422, "Invalid params: system message must be the first message"
+            problem = self._check_message_functions(index, message)
+            if problem is not None:
+                return 422, f"Invalid params: {problem}"
+        problem = _check_functions(data)
+        if problem is not None:
+            return 422, f"Invalid params: {problem}"
         # (name, lowest, lowest allowed itself, highest, interval as GigaChat words it)
         checks = (
             ("temperature", 0.0, False, None, "(0, +inf)"),
@@ -619,6 +789,65 @@ class GigaChatEmulator:
             return 404, "No such model"
         return None
 
+    def _check_message_functions(self, index: int, message: dict[str, Any]) -> str | None:
+        """What is wrong with a message's function fields (section 9, items 4-6), or None."""
+        where = f"messages[{index}]"
+        role = message["role"]
+        if role == "function":
+            # The SDK documents name as required for role function, but the reference does
+            # not list it and langchain-gigachat leaves it out when a ToolMessage has none.
+            name = message.get("name")
+            if name is not None and (not isinstance(name, str) or not name):
+                return f"{where}.name must be a non-empty string"
+            if self.strict_function_content:
+                try:
+                    json.loads(message.get("content", ""))
+                except ValueError:
+                    return f"{where}.content of a function message must be a JSON string"
+        if "function_call" in message and message["function_call"] is not None:
+            call = message["function_call"]
+            if role != "assistant":
+                return f"{where}.function_call is allowed on assistant messages only"
+            if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+                return f"{where}.function_call must be an object with a name"
+            if not isinstance(call.get("arguments", {}), dict):
+                return f"{where}.function_call.arguments must be an object"
+        state_id = message.get("functions_state_id")
+        if state_id is not None:
+            if role != "assistant":
+                return f"{where}.functions_state_id is allowed on assistant messages only"
+            try:
+                uuid.UUID(str(state_id))
+            except ValueError:
+                return f"{where}.functions_state_id is not a uuid"
+        return None
+
+    def _function_answer(
+        self, data: dict[str, Any], messages: list[dict[str, Any]], hint: str
+    ) -> dict[str, Any] | None:
+        """The function call the unscripted "model" makes, or None (it answers text)."""
+        functions = [f for f in data.get("functions") or [] if isinstance(f, dict)]
+        choice = data.get("function_call")
+        if choice == "none":
+            return None
+        if isinstance(choice, dict):
+            name = choice["name"]
+            function = next((f for f in functions if f.get("name") == name), {"name": name})
+            arguments = example_for(function.get("parameters"), hint)
+            partial = choice.get("partial_arguments")
+            if isinstance(arguments, dict) and isinstance(partial, dict):
+                arguments.update(partial)
+            return {"name": name, "arguments": arguments if isinstance(arguments, dict) else {}}
+        if not functions or messages[-1].get("role") == "function":
+            return None
+        last_user = hint.lower()
+        function = next((f for f in functions if str(f["name"]).lower() in last_user), functions[0])
+        arguments = example_for(function.get("parameters"), hint)
+        return {
+            "name": function["name"],
+            "arguments": arguments if isinstance(arguments, dict) else {},
+        }
+
     async def _chat(self, request: Request) -> Response:
         body, outcome = await self._begin(request)
         if isinstance(outcome, Response):
@@ -632,8 +861,32 @@ class GigaChatEmulator:
         if prompt_tokens > self.context_window:
             return self._error(request, 413, "Payload too large")
         text, finish = answer_for(messages, self.answer_prefix)
+        function_call: dict[str, Any] | None = None
+        state_id: str | None = None
+        split = False
+        last_user = next(
+            (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"),
+            "",
+        )
+        if isinstance(outcome, Reply):
+            text, finish = outcome.content, "stop"
+        elif isinstance(outcome, InvalidArguments):
+            first: Any = next(iter(data.get("functions") or []), {})
+            name = outcome.name or (first.get("name") if isinstance(first, dict) else None)
+            function_call = {"name": name or "function", "arguments": outcome.arguments}
+            text, finish = "", "error"
+        elif isinstance(outcome, CallFunction):
+            function_call = {"name": outcome.name, "arguments": outcome.arguments}
+            state_id = str(uuid.uuid4()) if outcome.state_id == "auto" else outcome.state_id
+            text, finish, split = "", "function_call", outcome.split
+        elif finish != "blacklist":
+            function_call = self._function_answer(data, messages, last_user[:80] or "emulator")
+            if function_call is not None:
+                text, finish, state_id = "", "function_call", str(uuid.uuid4())
+            elif data.get("response_format", {}).get("type") == "json_schema":
+                text = _structured_answer(data["response_format"]["schema"], last_user[:80])
         max_tokens = data.get("max_tokens")
-        if isinstance(max_tokens, int):
+        if isinstance(max_tokens, int) and function_call is None:
             text, cut = _truncate(text, max_tokens)
             if cut:
                 finish = "length"
@@ -644,6 +897,8 @@ class GigaChatEmulator:
             if session:
                 self._sessions[session] = prompt_tokens
         completion_tokens = count_tokens(text)
+        if function_call is not None:
+            completion_tokens += count_tokens(json.dumps(function_call, ensure_ascii=False))
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -657,16 +912,22 @@ class GigaChatEmulator:
             if fault is None:
                 with self._lock:
                     fault = self._stream_faults.popleft() if self._stream_faults else None
-            events = self._events(text, finish, usage, model, created, fault)
+            call = (function_call, state_id, split)
+            events = self._events(text, finish, usage, model, created, fault, call)
             headers["Cache-Control"] = "no-store"
             return StreamingResponse(events, media_type="text/event-stream", headers=headers)
         if isinstance(outcome, WrongShape):
             return JSONResponse(outcome.payload, headers=headers)
+        message: dict[str, Any] = {"content": text, "role": "assistant"}
+        if function_call is not None:
+            message["function_call"] = function_call
+        if state_id is not None:
+            message["functions_state_id"] = state_id
         return JSONResponse(
             {
                 "choices": [
                     {
-                        "message": {"content": text, "role": "assistant"},
+                        "message": message,
                         "index": 0,
                         "finish_reason": finish,
                     }
@@ -687,8 +948,9 @@ class GigaChatEmulator:
         model: str,
         created: int,
         fault: _StreamFault | None,
+        call: tuple[dict[str, Any] | None, str | None, bool] = (None, None, False),
     ) -> AsyncIterator[str]:
-        def event(delta: dict[str, str], **extra: Any) -> str:
+        def event(delta: dict[str, Any], **extra: Any) -> str:
             choice: dict[str, Any] = {"delta": delta, "index": 0}
             if "finish_reason" in extra:
                 choice["finish_reason"] = extra.pop("finish_reason")
@@ -720,7 +982,18 @@ class GigaChatEmulator:
             return
         if self.chunk_delay:
             await anyio.sleep(self.chunk_delay)
-        yield event({"content": ""}, finish_reason=finish, usage=usage)
+        function_call, state_id, split = call
+        last: dict[str, Any] = {"content": ""}
+        if function_call is not None:
+            last["role"] = "assistant"
+            if split:
+                for delta in _split_call(function_call):
+                    yield event(delta)
+            else:
+                last["function_call"] = function_call
+        if state_id is not None:
+            last["functions_state_id"] = state_id
+        yield event(last, finish_reason=finish, usage=usage)
         if not isinstance(fault, NoDone):
             yield "data: [DONE]\n\n"
 
@@ -785,7 +1058,8 @@ class GigaChatEmulator:
                 "object": "embedding",
                 "index": index,
                 "embedding": [
-                    round(byte / 127.5 - 1.0, 6) for byte in hashlib.sha256(item.encode()).digest()
+                    round(byte / 127.5 - 1.0, 6)
+                    for byte in hashlib.shake_256(item.encode()).digest(EMBEDDING_DIMENSION)
                 ],
                 "usage": {"prompt_tokens": count_tokens(item)},
             }
@@ -805,6 +1079,75 @@ class GigaChatEmulator:
             {"usage": "embeddings", "value": 1000000},
         ]
         return JSONResponse({"balance": balance}, headers=self._ids(request))
+
+
+def _check_functions(data: dict[str, Any]) -> str | None:
+    """What is wrong with ``functions``, ``function_call`` or ``response_format``."""
+    functions = data.get("functions")
+    names: set[str] = set()
+    if functions is not None:
+        if not isinstance(functions, list):
+            return "functions must be an array"
+        for index, function in enumerate(functions):
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str) or not _FUNCTION_NAME.fullmatch(name):
+                return (
+                    f"functions[{index}].name must be Latin letters and must not start with a digit"
+                )
+            if not isinstance(function.get("description", ""), str):
+                return f"functions[{index}].description must be a string"
+            if not isinstance(function.get("parameters", {}), dict):
+                return f"functions[{index}].parameters must be an object"
+            names.add(name)
+    choice = data.get("function_call")
+    if choice is not None and choice not in ("auto", "none"):
+        name = choice.get("name") if isinstance(choice, dict) else None
+        if not isinstance(name, str):
+            return "function_call must be 'auto', 'none' or an object with a name"
+        if name not in names and name not in BUILTIN_FUNCTIONS:
+            return f"function_call.name {name!r} is not described in functions"
+        if not isinstance(choice.get("partial_arguments", {}), dict):
+            return "function_call.partial_arguments must be an object"
+    response_format = data.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind == "text":
+            if set(response_format) != {"type"}:
+                return "response_format of type text takes no other fields"
+        elif kind == "json_schema":
+            if not isinstance(response_format.get("schema"), dict):
+                return "response_format.schema must be an object (the flat shape)"
+            if not isinstance(response_format.get("strict", False), bool):
+                return "response_format.strict must be a boolean"
+        elif kind == "regex":
+            if not isinstance(response_format.get("regex"), str):
+                return "response_format.regex must be a string"
+        else:
+            return "response_format.type must be text, json_schema or regex"
+    return None
+
+
+def _structured_answer(schema: dict[str, Any], hint: str) -> str:
+    """The JSON string the unscripted "model" answers a ``json_schema`` response_format
+    with (indented as the recorded answers are)."""
+    value = example_for(schema, hint or "emulator")
+    return json.dumps(value, ensure_ascii=False, indent=4)
+
+
+def _split_call(function_call: dict[str, Any]) -> list[dict[str, Any]]:
+    """A function call as several deltas: the name, then one argument (or half of a
+    string of arguments) per delta."""
+    name, arguments = function_call["name"], function_call["arguments"]
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "content": "", "function_call": {"name": name, "arguments": {}}}
+    ]
+    if isinstance(arguments, dict):
+        parts: list[Any] = [{key: value} for key, value in arguments.items()]
+    else:
+        text = str(arguments)
+        parts = [text[: len(text) // 2], text[len(text) // 2 :]]
+    deltas += [{"content": "", "function_call": {"arguments": part}} for part in parts]
+    return deltas
 
 
 def config_for(server: LoopbackServer, name: str = "gigachat", **overrides: Any) -> GigaChatConfig:
@@ -849,6 +1192,7 @@ def main(argv: Sequence[str] | None = None, *, stop: threading.Event | None = No
         print(f"export GIGACHAT_BASE_URL={config.base_url}")
         print(f"export GIGACHAT_AUTH_URL={config.auth_url}")
         print(f"export GIGACHAT_CREDENTIALS={app.authorization_key}")
+        print(f"export GIGACHAT_MODEL={config.model}")
         if server.ca_file:
             print(f"export GIGACHAT_CA_BUNDLE_FILE={server.ca_file}")
         print("Press Ctrl-C to stop.", flush=True)

@@ -1,15 +1,22 @@
-"""The GigaChat provider: chat, SSE streaming, models, token counting, health check.
+"""The GigaChat provider: chat, SSE streaming, function calling, structured output,
+embeddings, models, token counting, health check.
 
 Wire facts follow ``shared/specs/gigachat-api.md``. Parameters map to GigaChat's names:
 ``temperature`` (GigaChat needs > 0: ``0`` is sent as ``0.001``, the value below which
 GigaChat switches to its most deterministic mode), ``top_p``, ``max_tokens``; ``stop`` is
 rejected (GigaChat has no stop sequences). Finish reasons are reported as GigaChat gave them
 (``blacklist`` becomes ``content_filter``; the raw value is in ``Completion.extra``).
+
+Tools, structured output and embeddings: see :mod:`orchestrator_gigachat.functions` for the
+wire mapping. GigaChat calls one function per answer (no parallel calls) and has no
+"required" mode; ``response_format`` goes out natively (``config.structured_output``
+``"native"``) or as a forced function call (``"function"``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -33,27 +40,47 @@ from orchestrator.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidRequestError,
+    InvalidToolCallError,
     ProviderError,
     StreamError,
+    StructuredOutputError,
 )
 from orchestrator.providers.base import BaseProvider
 from orchestrator.types import (
     Chunk,
     Completion,
+    EmbeddingKind,
+    Embeddings,
     FinishReason,
     GenerationParams,
     Message,
+    ToolCall,
     Usage,
     coerce_messages,
 )
 from orchestrator_gigachat.auth import AccessToken, TokenManager
-from orchestrator_gigachat.config import DEFAULT_BASE_URL, GigaChatConfig, from_environment
+from orchestrator_gigachat.config import (
+    DEFAULT_BASE_URL,
+    EMBEDDING_DIMENSIONS,
+    GigaChatConfig,
+    from_environment,
+)
 from orchestrator_gigachat.errors import KEY_HELP, TLS_HINT, api_error, request_id_of
+from orchestrator_gigachat.functions import (
+    FunctionCallParts,
+    answer_function_for,
+    function_call_for,
+    functions_for,
+    message_to_wire,
+    response_format_for,
+    tool_call_from_wire,
+)
 from orchestrator_gigachat.sse import EventReader, finish
 
 if TYPE_CHECKING:
     import httpx
 
+    from orchestrator.capabilities import EmbeddingSpace
     from orchestrator.config import ProviderConfig
 
 __all__ = [
@@ -63,6 +90,7 @@ __all__ = [
     "GigaChatProvider",
     "TokenCount",
     "parse_completion",
+    "parse_embeddings",
     "parse_event",
 ]
 
@@ -148,10 +176,16 @@ def parse_completion(
     request_id: str | None,
     session_id: str | None = None,
     latency: float = 0.0,
+    answer_function: str | None = None,
 ) -> Completion:
     """The :class:`Completion` of a ``/chat/completions`` answer body (decoded JSON).
 
-    Any other shape raises :class:`ProviderError` (never a bare ``TypeError``/``KeyError``).
+    A ``function_call`` becomes one :class:`ToolCall` (``finish_reason="tool_calls"``);
+    a call of ``answer_function`` (structured output sent as a forced function call) becomes
+    the answer's text, its arguments as JSON. ``finish_reason="error"`` (invalid function
+    arguments) raises :class:`InvalidToolCallError` (:class:`StructuredOutputError` for
+    ``answer_function``). Any other shape raises :class:`ProviderError` (never a bare
+    ``TypeError``/``KeyError``).
     """
     try:
         choice = data["choices"][0]
@@ -162,6 +196,7 @@ def parse_completion(
             raise TypeError("content is not a string")
         model_version = data.get("model")
         function_call = message.get("function_call")
+        state_id = message.get("functions_state_id")
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ProviderError(
             "GigaChat answered 200 without a text choices[0].message.content; check base_url",
@@ -174,18 +209,64 @@ def parse_completion(
         "model_version": model_version,
         "session_id": session_id,
     }
-    if function_call is not None:
-        extra["function_call"] = function_call
+    if state_id is not None:
+        extra["functions_state_id"] = state_id
+    finish_reason = _finish_reason(raw_finish)
+    text, calls, finish_reason = _function_answer(
+        text,
+        finish_reason,
+        function_call,
+        state_id,
+        answer_function,
+        provider=provider,
+        request_id=request_id,
+    )
     return Completion(
         text=text,
         provider=provider,
         model=model,
-        finish_reason=_finish_reason(raw_finish),
+        finish_reason=finish_reason,
         usage=_usage(data.get("usage")),
         request_id=request_id,
         latency=latency,
         extra=extra,
+        tool_calls=calls,
     )
+
+
+def _function_answer(
+    text: str,
+    finish_reason: FinishReason,
+    function_call: Any,
+    state_id: Any,
+    answer_function: str | None,
+    *,
+    provider: str,
+    request_id: str | None,
+) -> tuple[str, tuple[ToolCall, ...], FinishReason]:
+    """(text, tool calls, finish reason) of an answer that may carry a function call."""
+    if finish_reason == "error":
+        raw = text if function_call is None else json.dumps(function_call, ensure_ascii=False)
+        what = "the answer" if answer_function else "a function call"
+        error = StructuredOutputError if answer_function else InvalidToolCallError
+        raise error(
+            f"GigaChat answered finish_reason 'error': the model produced invalid arguments "
+            f"for {what}; retry, or simplify the function's parameters",
+            raw_text=raw,
+            provider=provider,
+            status_code=200,
+            request_id=request_id,
+        )
+    if function_call is None:
+        return text, (), finish_reason
+    try:
+        call = tool_call_from_wire(function_call, state_id)
+    except InvalidToolCallError as exc:
+        exc.provider, exc.request_id = provider, request_id
+        raise
+    if answer_function is not None and call.name == answer_function:
+        return call.arguments_json(), (), "stop"
+    return text, (call,), "tool_calls"
 
 
 class EventFields(NamedTuple):
@@ -196,6 +277,10 @@ class EventFields(NamedTuple):
     #: GigaChat's raw finish reason (None until the last event).
     finish_reason: str | None
     usage: Usage | None
+    #: ``delta.function_call`` as sent (None when absent).
+    function_call: Any = None
+    #: ``delta.functions_state_id`` (None when absent).
+    state_id: Any = None
 
 
 def parse_event(data: str) -> EventFields | None:
@@ -214,7 +299,45 @@ def parse_event(data: str) -> EventFields | None:
         return None
     if text is None:
         return None
-    return EventFields(text, finish_reason, _usage(event.get("usage")))
+    function_call = delta.get("function_call")
+    state_id = delta.get("functions_state_id")
+    if function_call is None and state_id is None:
+        return EventFields(text, finish_reason, _usage(event.get("usage")))
+    return EventFields(text, finish_reason, _usage(event.get("usage")), function_call, state_id)
+
+
+def parse_embeddings(
+    data: Any, count: int, dimension: int
+) -> tuple[list[list[float]], Usage | None] | None:
+    """The vectors (in input order) and summed per-item usage of a ``/embeddings`` answer
+    for ``count`` texts of ``dimension`` numbers each, or None when it has another shape."""
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    vectors: list[list[float] | None] = [None] * count
+    tokens: int | None = 0
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            return None
+        index = item.get("index", position)
+        vector = item.get("embedding")
+        if (
+            isinstance(index, bool)
+            or not isinstance(index, int)
+            or not 0 <= index < count
+            or vectors[index] is not None
+            or not isinstance(vector, list)
+            or len(vector) != dimension
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vector)
+        ):
+            return None
+        vectors[index] = [float(x) for x in vector]
+        usage = item.get("usage")
+        used = token_count(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
+        tokens = None if used is None or tokens is None else tokens + used
+    return [v for v in vectors if v is not None], (
+        None if tokens is None else Usage(tokens, 0, tokens)
+    )
 
 
 class GigaChatProvider(BaseProvider):
@@ -226,6 +349,9 @@ class GigaChatProvider(BaseProvider):
 
     config_class: ClassVar[type[ProviderConfig]] = GigaChatConfig
     supports_model_override: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
+    supports_structured_output: ClassVar[bool] = True
+    # supports_parallel_tool_calls stays False: one function call per message.
     emulator: ClassVar[str | None] = "orchestrator_gigachat.emulator:GigaChatEmulator"
     config: GigaChatConfig
 
@@ -414,14 +540,46 @@ class GigaChatProvider(BaseProvider):
     # -- parameters and messages ----------------------------------------------------------
 
     def validate_params(self, params: GenerationParams) -> None:
-        """Reject what GigaChat cannot honour: ``stop`` sequences."""
+        """Reject what GigaChat cannot honour: ``stop`` sequences, parallel tool calls,
+        ``tool_choice="required"`` among several tools, and (with
+        ``structured_output="function"``) tools together with ``response_format``."""
+        super().validate_params(params)
+        name = self.config.name
         if params.stop:
             raise InvalidRequestError(
                 "GigaChat has no stop sequences; remove params.stop (or post-process the answer)",
-                provider=self.config.name,
+                provider=name,
+            )
+        if params.parallel_tool_calls:
+            raise InvalidRequestError(
+                "GigaChat calls one function per answer; drop parallel_tool_calls=True "
+                "(or use a provider with parallel tool calls)",
+                provider=name,
+            )
+        if params.tools is not None:
+            function_call_for(params, name)  # raises for "required" with several tools
+        if (
+            params.response_format is not None
+            and params.tools
+            and self.config.structured_output == "function"
+        ):
+            raise InvalidRequestError(
+                "GigaChat sends response_format as a forced function call here "
+                "(structured_output='function'), which leaves no room for tools; drop "
+                "tools or response_format, or set structured_output='native'",
+                provider=name,
             )
 
-    def _messages(self, messages: Sequence[Message] | Any) -> list[dict[str, str]]:
+    def _answer_function(self, params: GenerationParams | None) -> str | None:
+        """The function carrying the answer when response_format goes out as a forced
+        function call (``structured_output="function"``), else None."""
+        if params is None or params.response_format is None:
+            return None
+        if self.config.structured_output != "function":
+            return None
+        return params.response_format.name
+
+    def _messages(self, messages: Sequence[Message] | Any) -> list[dict[str, Any]]:
         try:
             checked = coerce_messages(messages)
         except (TypeError, ValueError) as exc:
@@ -433,7 +591,13 @@ class GigaChatProvider(BaseProvider):
                 "merge the system messages and put it first",
                 provider=self.config.name,
             )
-        return [{"role": m.role, "content": m.content} for m in checked]
+        name = self.config.name
+        return [
+            {"role": m.role, "content": m.content}
+            if m.role != "tool" and not m.tool_calls
+            else message_to_wire(m, name)
+            for m in checked
+        ]
 
     def _payload(
         self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
@@ -452,6 +616,19 @@ class GigaChatProvider(BaseProvider):
             payload["repetition_penalty"] = self.config.repetition_penalty
         if stream and self.config.update_interval is not None:
             payload["update_interval"] = self.config.update_interval
+        if params.tools is not None:
+            payload["functions"] = functions_for(params.tools)
+            function_call = function_call_for(params, self.config.name)
+            if function_call is not None:
+                payload["function_call"] = function_call
+        response_format = params.response_format
+        if response_format is not None:
+            if self.config.structured_output == "function":
+                answer = answer_function_for(response_format)
+                payload["functions"] = [answer]
+                payload["function_call"] = {"name": answer["name"]}
+            else:
+                payload["response_format"] = response_format_for(response_format)
         return payload
 
     # -- the contract ---------------------------------------------------------------------
@@ -472,18 +649,26 @@ class GigaChatProvider(BaseProvider):
         ``session_id`` overrides ``config.session_id`` as ``X-Session-ID`` for this call.
         """
         payload = self._payload(messages, params, stream=False)
+        answer_function = self._answer_function(params)
 
         async def once() -> Completion:
             started = time.monotonic()
             data, response = await self._json(
                 "POST", "/chat/completions", payload, session_id=session_id
             )
-            return self._completion(data, response, time.monotonic() - started, payload["model"])
+            return self._completion(
+                data, response, time.monotonic() - started, payload["model"], answer_function
+            )
 
         return await self._retry_with_backoff(once)
 
     def _completion(
-        self, data: Any, response: httpx.Response, latency: float, model: str | None
+        self,
+        data: Any,
+        response: httpx.Response,
+        latency: float,
+        model: str | None,
+        answer_function: str | None = None,
     ) -> Completion:
         return parse_completion(
             data,
@@ -492,6 +677,7 @@ class GigaChatProvider(BaseProvider):
             request_id=request_id_of(response),
             session_id=response.headers.get("x-session-id"),
             latency=latency,
+            answer_function=answer_function,
         )
 
     async def stream(
@@ -507,6 +693,7 @@ class GigaChatProvider(BaseProvider):
         without it, breaks, or carries a malformed event raises :class:`StreamError`.
         """
         payload = self._payload(messages, params, stream=True)
+        answer_function = self._answer_function(params)
 
         async def start() -> httpx.Response:
             return await self._open(
@@ -516,7 +703,7 @@ class GigaChatProvider(BaseProvider):
         response = await self._retry_with_backoff(start)
         raw = response.aiter_raw()
         try:
-            events = self._events(response, EventReader(raw), payload["model"])
+            events = self._events(response, EventReader(raw), payload["model"], answer_function)
             async with aclosing(events) as chunks:
                 async for chunk in chunks:
                     yield chunk
@@ -527,7 +714,11 @@ class GigaChatProvider(BaseProvider):
                 await finish(raw)
 
     async def _events(
-        self, response: httpx.Response, reader: EventReader, model: str | None
+        self,
+        response: httpx.Response,
+        reader: EventReader,
+        model: str | None,
+        answer_function: str | None = None,
     ) -> AsyncGenerator[Chunk, None]:
         import httpx
 
@@ -535,6 +726,7 @@ class GigaChatProvider(BaseProvider):
         name = self.config.name
         final: Chunk | None = None
         events = 0
+        call = FunctionCallParts()
 
         def broken(message: str) -> StreamError:
             return StreamError(
@@ -565,6 +757,8 @@ class GigaChatProvider(BaseProvider):
                 with anyio.move_on_after(1.0), contextlib.suppress(httpx.HTTPError):
                     while await reader.next_data() is not None:
                         pass
+                if call or final.finish_reason == "error":
+                    final = self._final_call(final, call, answer_function, request_id)
                 yield final
                 return
             events += 1
@@ -572,6 +766,11 @@ class GigaChatProvider(BaseProvider):
             if fields is None:
                 raise broken(f"carried a malformed event {body_excerpt(data, 120)!r}")
             text, finish_reason = fields.text, fields.finish_reason
+            if fields.function_call is not None or fields.state_id is not None:
+                try:
+                    call.add(fields.function_call, fields.state_id)
+                except ValueError as exc:
+                    raise broken(f"carried a malformed function call ({exc})") from None
             if finish_reason is not None or final is not None:
                 # Held back until [DONE]: only then is the answer known to be complete.
                 final = Chunk(
@@ -588,6 +787,79 @@ class GigaChatProvider(BaseProvider):
                 )
             elif text:
                 yield Chunk(delta=text, provider=name, model=model, request_id=request_id)
+
+    def _final_call(
+        self,
+        final: Chunk,
+        call: FunctionCallParts,
+        answer_function: str | None,
+        request_id: str | None,
+    ) -> Chunk:
+        """The final chunk of a stream that carried a function call (or ended in error)."""
+        text, calls, finish_reason = _function_answer(
+            final.delta,
+            final.finish_reason or "stop",
+            call.function_call() if call else None,
+            call.state_id,
+            answer_function,
+            provider=self.config.name,
+            request_id=request_id,
+        )
+        if calls:
+            # GigaChat puts "" in content when it calls: the call is the whole answer.
+            return dataclasses.replace(final, tool_calls=calls, finish_reason=finish_reason)
+        return dataclasses.replace(final, delta=text, finish_reason=finish_reason)
+
+    # -- embeddings -------------------------------------------------------------------------
+
+    def embedding_space(self) -> EmbeddingSpace | None:
+        """``gigachat/<embedding_model>``: one space per model, whichever account serves it
+        (None when the model's dimension is neither known nor configured)."""
+        from orchestrator.capabilities import EmbeddingSpace
+
+        model = self.config.embedding_model
+        dimension = self.config.embedding_dimension or EMBEDDING_DIMENSIONS.get(model)
+        if dimension is None:
+            return None
+        batch = self.config.embedding_max_batch
+        return EmbeddingSpace(f"gigachat/{model}", model, dimension, batch)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Embeddings:
+        """Vectors of ``texts`` from ``config.embedding_model`` (``POST /embeddings``), in
+        order. GigaChat has one model for documents and queries: ``kind`` changes nothing."""
+        space = self.embedding_space()
+        if space is None:
+            raise ConfigurationError(
+                f"GigaChat embedding model {self.config.embedding_model!r} has no known "
+                "vector size: set embedding_dimension in the provider's config"
+            )
+        items = list(texts)
+        if not all(isinstance(t, str) for t in items):
+            raise InvalidRequestError(
+                "embed() needs a sequence of strings", provider=self.config.name
+            )
+        if not items:
+            return Embeddings([], self.config.name, space.model, space.dimension, space.name)
+        payload = {"model": space.model, "input": items}
+
+        async def once() -> Embeddings:
+            data, response = await self._json("POST", "/embeddings", payload)
+            parsed = parse_embeddings(data, len(items), space.dimension)
+            if parsed is None:
+                raise ProviderError(
+                    f"GigaChat answered /embeddings without {len(items)} vectors of "
+                    f"{space.dimension} numbers; check base_url, and embedding_dimension for "
+                    f"model {space.model!r}",
+                    provider=self.config.name,
+                    status_code=response.status_code,
+                    request_id=request_id_of(response),
+                )
+            vectors, usage = parsed
+            return Embeddings(
+                vectors, self.config.name, space.model, space.dimension, space.name, usage
+            )
+
+        return await self._retry_with_backoff(once)
 
     # -- other endpoints ------------------------------------------------------------------
 

@@ -324,10 +324,17 @@ class OllamaEmulator:
         with self._lock:
             self._steps.extend(steps)
 
-    def call_tools_next(self, *calls: CallTool | str, times: int = 1) -> None:
+    def call_tools_next(
+        self, *calls: CallTool | str | tuple[str, Mapping[str, Any]], times: int = 1
+    ) -> None:
         """The next ``times`` chat answers call these tools (a name alone: arguments made
         from its schema); several calls are parallel calls."""
-        turn = _Calls(tuple(CallTool(c) if isinstance(c, str) else c for c in calls))
+        turn = _Calls(
+            tuple(
+                CallTool(c) if isinstance(c, str) else CallTool(*c) if isinstance(c, tuple) else c
+                for c in calls
+            )
+        )
         if not turn.calls:
             raise ValueError("call_tools_next() needs at least one call")
         with self._lock:

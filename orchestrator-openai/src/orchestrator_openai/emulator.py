@@ -374,10 +374,17 @@ class OpenAIEmulator:
         with self._lock:
             self._steps.extend(steps)
 
-    def call_tools_next(self, *calls: CallTool | str, times: int = 1) -> None:
+    def call_tools_next(
+        self, *calls: CallTool | str | tuple[str, Mapping[str, Any]], times: int = 1
+    ) -> None:
         """The next ``times`` chat answers call these tools (a name alone: arguments made
         from its schema), whatever the request says; several calls are parallel calls."""
-        turn = _Calls(tuple(CallTool(c) if isinstance(c, str) else c for c in calls))
+        turn = _Calls(
+            tuple(
+                CallTool(c) if isinstance(c, str) else CallTool(*c) if isinstance(c, tuple) else c
+                for c in calls
+            )
+        )
         if not turn.calls:
             raise ValueError("call_tools_next() needs at least one call")
         with self._lock:
@@ -1100,6 +1107,7 @@ def config_for(server: LoopbackServer, name: str = "openai", **overrides: Any) -
         base_url=f"{server.base_url}/v1",
         api_key=getattr(_served_app(server), "api_key", TEST_API_KEY),
         model="gpt-4o-mini",
+        embedding_model="text-embedding-3-small",  # served here, so embed() works
         extra_headers={},
         timeout=30.0,
         ca_bundle_file=server.ca_file if server.tls else None,

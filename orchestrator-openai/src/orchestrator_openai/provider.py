@@ -621,18 +621,27 @@ class OpenAIProvider(BaseProvider):
             or EMBEDDING_DIMENSIONS[DEFAULT_EMBEDDING_MODEL]
         )
 
-    def embedding_space(self) -> EmbeddingSpace:
-        """The space of :meth:`embed`'s vectors: ``config.embedding_space`` when set, else
+    def embedding_space(self) -> EmbeddingSpace | None:
+        """None (no embeddings) on a server other than OpenAI's or Yandex's with no
+        ``embedding_model`` configured: a chat-only vLLM must not claim a model it lacks.
+        Otherwise the space of :meth:`embed`'s vectors: ``config.embedding_space`` when set, else
         ``openai/<model>`` on api.openai.com, ``yandexgpt/text-search`` for Yandex's
         ``text-search-doc``/``-query`` (the space of the native ``yandexgpt`` provider too:
         the same model), ``<host:port>/<model>`` on any other server; ``@<dimension>`` is
         added when the vectors are shortened below the model's own size."""
         config = self.config
+        host = urllib.parse.urlsplit(config.base_url or DEFAULT_BASE_URL).netloc.lower()
+        if (
+            config.embedding_model is None
+            and host != "api.openai.com"
+            and config.preset != "yandex"
+            and not host.endswith(".cloud.yandex.net")
+        ):
+            return None
         model = self._embedding_model()
         dimension = self._embedding_dimension()
         name = config.embedding_space
         if name is None:
-            host = urllib.parse.urlsplit(config.base_url or DEFAULT_BASE_URL).netloc.lower()
             if model.startswith("emb://") and "/text-search-" in model:
                 name = "yandexgpt/text-search"
             elif host == "api.openai.com":
@@ -650,6 +659,11 @@ class OpenAIProvider(BaseProvider):
         ``embedding_max_batch`` texts). base64 answers are unpacked as little-endian float32;
         ``dimensions`` is sent when ``embedding_dimension`` shortens a text-embedding-3 model."""
         space = self.embedding_space()
+        if space is None:
+            raise ConfigurationError(
+                f"{self.config.name}: set embedding_model (and embedding_dimension) to embed "
+                "on this server; it is not OpenAI's, so its embedding model is not known"
+            )
         model = self._embedding_model(kind)
         if not texts:
             return Embeddings([], self.config.name, model, space.dimension, space.name)

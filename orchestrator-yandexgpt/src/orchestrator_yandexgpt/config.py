@@ -158,6 +158,23 @@ class YandexGPTConfig(ProviderConfig):
     poll_interval: float = Field(
         default=1.0, gt=0, le=600, description="Seconds between polls of an async operation."
     )
+    embedding_doc_model: str = Field(
+        default="text-search-doc",
+        min_length=1,
+        description="Model of embed(kind='document'): a short name (text-search-doc) or a "
+        "full emb:// or gpt://.../text-embeddings/... URI (a fine-tune).",
+    )
+    embedding_query_model: str = Field(
+        default="text-search-query",
+        min_length=1,
+        description="Model of embed(kind='query'); pairs with embedding_doc_model.",
+    )
+    embedding_dimension: int = Field(
+        default=256,
+        ge=1,
+        le=65536,
+        description="Numbers per vector of the embedding models (256 for text-search-*).",
+    )
 
     @field_validator("base_url", "iam_url", "operation_url")
     @classmethod

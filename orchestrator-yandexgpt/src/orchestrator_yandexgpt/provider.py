@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 import re
 import ssl
@@ -41,11 +42,13 @@ from orchestrator.capabilities import EmbeddingSpace
 from orchestrator.errors import (
     ConfigurationError,
     InvalidRequestError,
+    ModelNotFoundError,
     ProviderError,
     ProviderTimeoutError,
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider
+from orchestrator.tools import new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
     Completion,
@@ -54,6 +57,7 @@ from orchestrator.types import (
     FinishReason,
     GenerationParams,
     Message,
+    ToolCall,
     Usage,
     coerce_messages,
 )
@@ -87,9 +91,13 @@ __all__ = [
     "Token",
     "YandexGPTProvider",
     "cumulative_delta",
+    "embedding_model_uri",
     "model_uri",
     "parse_alternative",
     "parse_completion",
+    "parse_tool_calls",
+    "wire_messages",
+    "wire_options",
 ]
 
 COMPLETION_PATH = "/foundationModels/v1/completion"
@@ -130,6 +138,119 @@ def model_uri(model: str | None, folder_id: str) -> str:
     if match.group(1) is None:
         name += "/latest"
     return f"gpt://{folder_id}/{name}"
+
+
+_EMBEDDING_SHORT = {"doc": "text-search-doc", "query": "text-search-query"}
+
+
+def embedding_model_uri(model: str, folder_id: str) -> str:
+    """``emb://<folder>/<model>/latest`` for a short embedding model name
+    (``text-search-doc``, ``text-search-query``, or the SDK's ``doc`` / ``query``,
+    optionally with a ``/<version>``); a full URI (``emb://...``, or a fine-tune's
+    ``gpt://<folder>/text-embeddings/<version>@<suffix>``) is kept as is.
+
+    Raises :class:`ConfigurationError` for a name that is neither.
+    """
+    name = model.strip()
+    if "://" in name:
+        return name
+    match = _SHORT_MODEL.match(name)
+    if match is None:
+        raise ConfigurationError(
+            f"YandexGPT embedding model {name!r} is not a model name: use 'text-search-doc', "
+            "'text-search-query' (optionally with '/latest'), or a full 'emb://<folder>/...' "
+            "or 'gpt://<folder>/text-embeddings/...' URI"
+        )
+    base, _, version = name.partition("/")
+    return f"emb://{folder_id}/{_EMBEDDING_SHORT.get(base, base)}/{version or 'latest'}"
+
+
+def wire_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages as YandexGPT takes them (each has exactly one of ``text``,
+    ``toolCallList``, ``toolResultList``).
+
+    An assistant message's ``tool_calls`` go as ``toolCallList`` (arguments as objects; its
+    text, when it has one, as an assistant message just before). Consecutive ``tool``
+    messages go as ONE ``user`` message whose ``toolResultList`` holds their results in
+    order, each ``{"functionResult": {"name", "content"}}`` (the native API has no call ids:
+    results are matched by name and order).
+    """
+    wire: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] | None = None
+    for message in messages:
+        if message.role == "tool":
+            result = {"functionResult": {"name": message.name or "", "content": message.content}}
+            if results is None:
+                results = []
+                wire.append({"role": "user", "toolResultList": {"toolResults": results}})
+            results.append(result)
+            continue
+        results = None
+        if message.tool_calls:
+            if message.content:
+                wire.append({"role": "assistant", "text": message.content})
+            calls = [
+                {"functionCall": {"name": call.name, "arguments": dict(call.arguments)}}
+                for call in message.tool_calls
+            ]
+            wire.append({"role": "assistant", "toolCallList": {"toolCalls": calls}})
+        else:
+            wire.append({"role": message.role, "text": message.content})
+    return wire
+
+
+_TOOL_CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "REQUIRED"}
+
+
+def wire_options(params: GenerationParams) -> dict[str, Any]:
+    """The request's top-level fields for tools and structured output: ``tools``,
+    ``toolChoice``, ``parallelToolCalls``, and ``jsonObject`` / ``jsonSchema``."""
+    fields: dict[str, Any] = {}
+    if params.tools:
+        fields["tools"] = [
+            {
+                "function": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "parameters": dict(tool.parameters),
+                }
+            }
+            for tool in params.tools
+        ]
+    choice = params.tool_choice
+    if choice is not None:
+        mode = _TOOL_CHOICE_MODES.get(choice)
+        fields["toolChoice"] = {"mode": mode} if mode else {"functionName": choice}
+    if params.parallel_tool_calls is not None:
+        fields["parallelToolCalls"] = params.parallel_tool_calls
+    response_format = params.response_format
+    if response_format is not None:
+        if response_format.schema is None:
+            fields["jsonObject"] = True
+        else:
+            fields["jsonSchema"] = {"schema": dict(response_format.schema)}
+    return fields
+
+
+def parse_tool_calls(message: Mapping[str, Any]) -> tuple[ToolCall, ...] | None:
+    """The calls of a message's ``toolCallList`` (each with a made-up id: the native API
+    has none); ``()`` without one; None for a list of the wrong shape. Arguments that are
+    not an object raise :class:`~orchestrator.errors.InvalidToolCallError`."""
+    listed = message.get("toolCallList")
+    if listed is None:
+        return ()
+    calls = listed.get("toolCalls") if isinstance(listed, Mapping) else None
+    if not isinstance(calls, list):
+        return None
+    parsed = []
+    for item in calls:
+        function = item.get("functionCall") if isinstance(item, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str) or not name:
+            return None
+        arguments = parse_arguments(function.get("arguments"), name)  # type: ignore[union-attr]
+        parsed.append(ToolCall(new_call_id(), name, arguments))
+    return tuple(parsed)
 
 
 def cumulative_delta(previous: str, current: str) -> str:
@@ -183,6 +304,8 @@ class Alternative:
     #: ``ALTERNATIVE_STATUS_*`` ("" when absent).
     status: str
     usage: Usage | None
+    #: The model's tool calls (``toolCallList``), with made-up ids.
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def parse_alternative(result: Any, *, usage: bool = True) -> Alternative | None:
@@ -191,7 +314,8 @@ def parse_alternative(result: Any, *, usage: bool = True) -> Alternative | None:
     skips reading the token counts (a stream reads them from its final line only)."""
     try:
         alternative = result["alternatives"][0]
-        text = alternative["message"].get("text")
+        message = alternative["message"]
+        text = message.get("text")
         status = alternative.get("status")
         counts = result.get("usage") if usage else None
     except (KeyError, IndexError, TypeError, AttributeError):
@@ -202,7 +326,10 @@ def parse_alternative(result: Any, *, usage: bool = True) -> Alternative | None:
         status = ""
     if not isinstance(text, str) or not isinstance(status, str):
         return None
-    return Alternative(text, status, _usage(counts) if usage else None)
+    calls = parse_tool_calls(message)
+    if calls is None:
+        return None
+    return Alternative(text, status, _usage(counts) if usage else None, calls)
 
 
 def parse_completion(
@@ -219,7 +346,8 @@ def parse_completion(
     alternative = parse_alternative(result)
     if alternative is None:
         raise ProviderError(
-            "YandexGPT answered without a text alternatives[0].message; check base_url",
+            "YandexGPT answered without a text or toolCallList in alternatives[0].message; "
+            "check base_url",
             provider=provider,
             request_id=request_id,
             transient=True,
@@ -234,12 +362,47 @@ def parse_completion(
         text=alternative.text,
         provider=provider,
         model=model,
-        finish_reason=_FINISH.get(status),
+        finish_reason="tool_calls" if alternative.tool_calls else _FINISH.get(status),
         usage=alternative.usage,
         request_id=request_id,
         latency=latency,
         extra=extra,
+        tool_calls=alternative.tool_calls,
     )
+
+
+#: Yandex's 400 messages about a model URI ("invalid model_uri", "Invalid modelUri",
+#: "Failed to parse model URI").
+_BAD_MODEL_URI = re.compile(r"model[ _]?uri", re.IGNORECASE)
+_DEFAULT_EMBEDDING_MODELS = ("text-search-doc", "text-search-query")
+
+
+def _short_embedding(model: str) -> str:
+    """``doc`` / ``query`` / ``text-search-doc/latest`` -> ``text-search-doc``; anything
+    else unchanged."""
+    base, _, version = model.strip().partition("/")
+    if "://" in model or version not in ("", "latest"):
+        return model.strip()
+    return _EMBEDDING_SHORT.get(base, base)
+
+
+def _vector(raw: Any) -> list[float] | None:
+    """An embedding as floats: JSON numbers, or numbers as strings (the generated API
+    reference prints them so); None for anything else."""
+    if not isinstance(raw, list) or not raw:
+        return None
+    vector = []
+    for item in raw:
+        if isinstance(item, bool) or not isinstance(item, int | float | str):
+            return None
+        try:
+            number = float(item)
+        except ValueError:
+            return None
+        if not math.isfinite(number):
+            return None
+        vector.append(number)
+    return vector
 
 
 @functools.lru_cache(maxsize=64)
@@ -321,6 +484,12 @@ class YandexGPTProvider(BaseProvider):
 
     config_class: ClassVar[type[YandexGPTConfig]] = YandexGPTConfig
     supports_model_override: ClassVar[bool] = True
+    #: ``tools`` / ``toolChoice`` / ``toolCallList`` / ``toolResultList``.
+    supports_tools: ClassVar[bool] = True
+    #: Several calls in one ``toolCallList`` (``parallelToolCalls``, default true).
+    supports_parallel_tool_calls: ClassVar[bool] = True
+    #: ``jsonObject`` / ``jsonSchema`` natively.
+    supports_structured_output: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_yandexgpt.emulator:YandexGPTEmulator"
 
     DEFAULT_BASE_URL: ClassVar[str] = DEFAULT_BASE_URL
@@ -341,6 +510,8 @@ class YandexGPTProvider(BaseProvider):
         self.folder_id = settings.folder_id
         # (model, URI): checked now, rebuilt when ``config.model`` changes.
         self._model_uri = (self.config.model, model_uri(self.config.model, self.folder_id))
+        for embedding_model in (self.config.embedding_doc_model, self.config.embedding_query_model):
+            embedding_model_uri(embedding_model, self.folder_id)  # a bad name fails now
         base = self.config.base_url or base_url_from_env(env)
         self.base_url = (base or self.DEFAULT_BASE_URL).rstrip("/")
         self.auth_mode = settings.auth
@@ -540,12 +711,12 @@ class YandexGPTProvider(BaseProvider):
                 provider=self.name,
             )
 
-    def _messages(self, messages: Sequence[Message]) -> list[dict[str, str]]:
+    def _messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
         try:
             checked = coerce_messages(messages)
         except (TypeError, ValueError) as exc:
             raise InvalidRequestError(str(exc), provider=self.name) from None
-        return [{"role": m.role, "text": m.content} for m in checked]
+        return wire_messages(checked)
 
     def build_request(
         self,
@@ -557,16 +728,19 @@ class YandexGPTProvider(BaseProvider):
         """The JSON body of a completion request (validated; no network)."""
         options: dict[str, Any] = {"stream": stream}
         uri = self.model_uri
+        extra: dict[str, Any] = {}
         if params is not None:
             self.validate_params(params)
             options["temperature"] = params.temperature
             options["maxTokens"] = str(params.max_tokens)
             if params.model is not None:
                 uri = model_uri(params.model, self.folder_id)
+            extra = wire_options(params)
         return {
             "modelUri": uri,
             "completionOptions": options,
             "messages": self._messages(messages),
+            **extra,
         }
 
     def _completion(
@@ -665,7 +839,7 @@ class YandexGPTProvider(BaseProvider):
             alternative = parse_alternative(result, usage=False)
             if alternative is None:
                 raise self._stream_error(
-                    f"sent a line without a text alternatives[0].message "
+                    f"sent a line without a text or toolCallList in alternatives[0].message "
                     f"({body_excerpt(json.dumps(data), 120)!r})",
                     request_id,
                     text,
@@ -679,13 +853,15 @@ class YandexGPTProvider(BaseProvider):
                 ) from None
             text = current
             if status in _FINAL_STATUSES:
+                calls = alternative.tool_calls
                 yield Chunk(
                     delta=delta,
                     provider=self.name,
                     model=model,
-                    finish_reason=_FINISH[status],
+                    finish_reason="tool_calls" if calls else _FINISH[status],
                     usage=_usage(result.get("usage")),
                     request_id=request_id,
+                    tool_calls=calls,
                 )
                 # Read to the end of the body (the API closes it after the final line) so
                 # the connection goes back to the pool instead of being dropped. The answer
@@ -795,42 +971,90 @@ class YandexGPTProvider(BaseProvider):
         return True
 
     def embedding_space(self) -> EmbeddingSpace:
-        """``text-search-doc`` and ``text-search-query`` are one space (made to be compared
-        with each other): 256 numbers, one text per request."""
-        return EmbeddingSpace("yandexgpt/text-search", "text-search", 256, max_batch=1)
+        """The vector space of :meth:`embed`.
+
+        ``text-search-doc`` and ``text-search-query`` are one space (made to be compared
+        with each other), ``"yandexgpt/text-search"``: 256 numbers, one text per request.
+        Other models (``embedding_doc_model`` / ``embedding_query_model``, e.g. a fine-tune)
+        make a space of their own, named after them."""
+        doc, query = self._embedding_models
+        if (doc, query) == _DEFAULT_EMBEDDING_MODELS:
+            name, model = "yandexgpt/text-search", "text-search"
+        else:
+            model = doc if doc == query else f"{doc}|{query}"
+            name = f"yandexgpt/{model}"
+        return EmbeddingSpace(name, model, self.config.embedding_dimension, max_batch=1)
+
+    @property
+    def _embedding_models(self) -> tuple[str, str]:
+        """The configured document and query models as given (short names normalised)."""
+        return (
+            _short_embedding(self.config.embedding_doc_model),
+            _short_embedding(self.config.embedding_query_model),
+        )
 
     async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Embeddings:
-        """Embeddings of ``texts`` with ``text-search-doc`` (``kind="document"``) or
-        ``text-search-query``; the API takes one text per request."""
-        model = "text-search-doc" if kind == "document" else "text-search-query"
-        vectors = []
-        tokens = 0
-        for text in texts:
-            vector, used = await self._embed_one(text, model)
-            vectors.append(vector)
-            tokens += used
-        return Embeddings(
-            vectors, self.name, model, 256, "yandexgpt/text-search", Usage(tokens, 0, tokens)
-        )
+        """Embeddings of ``texts``, one request per text (the API takes one), in order.
 
-    async def _embed_one(self, text: str, model: str) -> tuple[list[float], int]:
-        body = {"modelUri": f"emb://{self.folder_id}/{model}/latest", "text": text}
-        response, request_id = await self._retry_with_backoff(
-            self._send, "POST", EMBEDDING_PATH, body=body, what="YandexGPT embedding"
-        )
+        ``kind="document"`` uses ``embedding_doc_model`` (``text-search-doc``),
+        ``kind="query"`` ``embedding_query_model`` (``text-search-query``). ``usage`` sums
+        the ``numTokens`` of the answers (None when one did not report it). A single
+        string is one text.
+        """
+        if kind not in ("document", "query"):
+            raise ValueError(f"kind must be 'document' or 'query', got {kind!r}")
+        items = [texts] if isinstance(texts, str) else list(texts)
+        doc, query = self._embedding_models
+        short = doc if kind == "document" else query
+        uri = embedding_model_uri(short, self.folder_id)
+        dimension = self.config.embedding_dimension
+        vectors: list[list[float]] = []
+        tokens: int | None = 0
+        for text in items:
+            vector, used = await self._retry_with_backoff(self._embed_one, text, uri, dimension)
+            vectors.append(vector)
+            tokens = None if tokens is None or used is None else tokens + used
+        usage = None if tokens is None else Usage(tokens, 0, tokens)
+        model = short if "://" not in short else uri
+        space = self.embedding_space()
+        return Embeddings(vectors, self.name, model, dimension, space.name, usage)
+
+    async def _embed_one(
+        self, text: str, uri: str, dimension: int
+    ) -> tuple[list[float], int | None]:
+        body = {"modelUri": uri, "text": text}
+        what = "YandexGPT embedding"
+        try:
+            response, request_id = await self._send("POST", EMBEDDING_PATH, body=body, what=what)
+        except InvalidRequestError as exc:
+            if not _BAD_MODEL_URI.search(exc.message) or isinstance(exc, ModelNotFoundError):
+                raise
+            raise InvalidRequestError(
+                f"{exc.message}; check embedding_doc_model / embedding_query_model "
+                f"(sent modelUri {uri!r})",
+                provider=exc.provider,
+                status_code=exc.status_code,
+                request_id=exc.request_id,
+            ) from None
         data = self._decode(response, request_id)
-        vector = data.get("embedding") if isinstance(data, dict) else None
-        if isinstance(vector, list) and all(
-            isinstance(x, int | float) and not isinstance(x, bool) for x in vector
-        ):
-            tokens = data.get("numTokens", 0)
-            return [float(x) for x in vector], int(tokens) if str(tokens).isdigit() else 0
-        raise ProviderError(
-            "YandexGPT answered textEmbedding without an embedding list of numbers; check base_url",
-            provider=self.name,
-            request_id=request_id,
-            transient=True,
-        )
+        raw = data.get("embedding") if isinstance(data, dict) else None
+        vector = _vector(raw)
+        if vector is None:
+            raise ProviderError(
+                "YandexGPT answered textEmbedding without an embedding list of numbers; "
+                "check base_url",
+                provider=self.name,
+                request_id=request_id,
+                transient=True,
+            )
+        if len(vector) != dimension:
+            raise ProviderError(
+                f"YandexGPT answered textEmbedding with {len(vector)} numbers, not "
+                f"{dimension}; set embedding_dimension to the model's dimension",
+                provider=self.name,
+                request_id=request_id,
+            )
+        return vector, token_count(data.get("numTokens"))
 
     # -- async (batch, half price) completion ---------------------------------------------
 
