@@ -1,49 +1,24 @@
 """The vendor emulators as backends of the standard suites: each served over loopback
-(real HTTP, the vendor's wire format) behind a Router with that vendor's provider."""
+(real HTTP, the vendor's wire format) behind a Router with that vendor's provider. Each
+emulator is an orchestrator.testing.ScriptableModel: its "model" answers as scripted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from scripted import Backend
 
-from orchestrator import Router
-from orchestrator.testing import LoopbackServer
-
-
-class Scripter:
-    """orchestrator.testing.ScriptableModel (``call_tools_next((name, arguments), ...)``,
-    ``reply_next(text)``) over an emulator, whichever spelling of it the emulator has."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None:
-        app = self.app
-        if type(app).__module__.startswith("orchestrator_openai"):
-            from orchestrator_openai.emulator import CallTool  # its calls are CallTool objects
-
-            app.call_tools_next(*[CallTool(n, dict(a)) for n, a in calls], times=times)
-        elif hasattr(app, "call_tools_next"):
-            app.call_tools_next(*[(n, dict(a)) for n, a in calls], times=times)
-        else:  # GigaChat's own spelling: one function call per answer
-            ((name, arguments),) = calls
-            for _ in range(times):
-                app.call_function_next(name, dict(arguments))
-
-    def reply_next(self, text: str, *, times: int = 1) -> None:
-        reply = getattr(self.app, "reply_next", None) or self.app.answer_next
-        reply(text, times=times)
+from orchestrator import BaseProvider, Router
+from orchestrator.testing import LoopbackServer, ScriptableModel
 
 
 def _backend(
-    name: str, server: LoopbackServer, provider: Callable[..., Any], model_override: str
+    name: str, server: LoopbackServer, provider: BaseProvider, model_override: str
 ) -> Backend:
-    server.app.reset()
+    app = server.app
+    assert isinstance(app, ScriptableModel), f"the {name} emulator scripts no model"
+    app.reset()
     router = Router()
     router.add_provider(provider)
-    return Backend(name, router, [Scripter(server.app)], model_override=model_override)
+    return Backend(name, router, [app], model_override=model_override)
 
 
 def openai_backend(server: LoopbackServer) -> Backend:
