@@ -50,6 +50,9 @@ class SharedState(ABC):
 
     #: Short name shown in ``Router.stats()`` (e.g. ``"redis"``).
     name: str = "shared"
+    #: The owning router's providers and ledger (set by :meth:`bind`).
+    slots: Sequence[ProviderSlot] = ()
+    ledger: Ledger | None = None
 
     def bind(self, slots: Sequence[ProviderSlot], ledger: Ledger) -> None:
         """Called once by the router that owns this state, with its providers and ledger."""
