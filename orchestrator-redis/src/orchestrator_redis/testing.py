@@ -74,6 +74,29 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.02)
 
+    def command(self, *args: str) -> str | None:
+        """Run one command over a raw socket; its reply as text (None for a nil reply).
+        Enough for tests to peek at keys without an event loop."""
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(request.encode())
+            reply = b""
+            while not reply.endswith(b"\r\n") or (
+                reply.startswith(b"$") and reply.count(b"\r\n") < 2 and not reply.startswith(b"$-1")
+            ):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        head, _, rest = reply.partition(b"\r\n")
+        if head.startswith(b"$-1"):
+            return None
+        if head.startswith(b"$"):
+            return rest[: int(head[1:])].decode()
+        if head[:1] in (b"+", b":"):
+            return head[1:].decode()
+        raise RuntimeError(f"redis-server replied {head.decode(errors='replace')}")
+
     def stop(self) -> None:
         """Kill it (SIGKILL: nothing is saved, clients see the connection drop)."""
         process, self.process = self.process, None
