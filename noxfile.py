@@ -29,6 +29,7 @@ PACKAGES = {
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
+    "orchestrator-redis": "orchestrator-redis",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
@@ -43,6 +44,8 @@ EDITABLE = [
     "./orchestrator-openai[emulator]",
     "-e",
     "./orchestrator-ollama[emulator]",
+    "-e",
+    "./orchestrator-redis",  # its tests start a real redis-server (Debian: redis-server)
 ]
 COVERAGE_FLOOR = 90
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+
 from orchestrator import Router
 from orchestrator.plugins import PluginRegistry
 from orchestrator.providers.mock import MockConfig, MockProvider
-
 from orchestrator_redis.testing import RedisServer
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -24,7 +24,10 @@ HANG = 120
 
 def spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(WORKER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -70,7 +73,7 @@ def test_a_breaker_opened_in_one_process_is_open_in_the_others(
 
 
 async def one_request_cost() -> Decimal:
-    from worker import PRICE  # type: ignore[import-not-found]
+    from worker import PRICE
 
     router = Router(registry=PluginRegistry(entry_points=False))
     router.add_provider(MockProvider(MockConfig(name="m", response="ok")), prices=PRICE)
@@ -117,4 +120,6 @@ def test_redis_killed_mid_run_loses_no_request_and_counters_add_up(
     # Redis restarted empty, yet its totals are exactly the sum of every process's own.
     assert int(own_redis.command("HGET", f"{prefix}:totals", "ok:m") or 0) == 4 * n
     spent = sum(Decimal(r["spent"]) for r in results)
-    assert Decimal(int(own_redis.command("HGET", f"{prefix}:totals", "spent") or 0)) / 10**6 == spent
+    assert (
+        Decimal(int(own_redis.command("HGET", f"{prefix}:totals", "spent") or 0)) / 10**6 == spent
+    )

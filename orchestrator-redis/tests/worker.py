@@ -8,12 +8,12 @@ import sys
 from decimal import Decimal
 
 import anyio
+
 from orchestrator import BreakerConfig, ProviderLimits, Router
 from orchestrator.errors import AllProvidersFailedError, NoProvidersError
-from orchestrator.pricing import Price
-from orchestrator.providers.mock import MockConfig, MockProvider
 from orchestrator.plugins import PluginRegistry
-
+from orchestrator.pricing import Price
+from orchestrator.providers.mock import MockConfig, MockMode, MockProvider
 from orchestrator_redis import RedisState
 
 #: What one request costs with PRICE and the fixed prompt/answer (the test checks it).
@@ -29,7 +29,7 @@ def build(scenario: str, url: str, prefix: str) -> tuple[Router, RedisState]:
         breaker=BreakerConfig(consecutive_failures=2, cooldown=60, max_cooldown=60),
         registry=PluginRegistry(entry_points=False),
     )
-    mode = "server_error" if scenario == "breaker-fail" else "success"
+    mode: MockMode = "server_error" if scenario == "breaker-fail" else "success"
     latency = 0.002 if scenario == "outage" else 0.0
     router.add_provider(
         MockProvider(MockConfig(name="m", mode=mode, response="ok", latency=latency)),

@@ -37,6 +37,7 @@ import anyio
 import anyio.lowlevel
 import coredis
 import coredis.exceptions
+
 from orchestrator.errors import (
     ConfigurationError,
     ProviderError,
@@ -46,13 +47,13 @@ from orchestrator.errors import (
 )
 from orchestrator.limits import LimitState, ProviderLimits
 from orchestrator.state import SharedState
-
 from orchestrator_redis.scripts import ADMIT, SYNC
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from coredis.commands.script import Script
+
     from orchestrator._routing.accounting import Ledger
     from orchestrator.health import ProviderSlot
 
