@@ -341,3 +341,30 @@ def test_the_shared_window_matches_the_local_one(
     admitted = [t for t, ok in zip(times, shared, strict=True) if ok]
     for start in admitted:
         assert sum(1 for t in admitted if start <= t < start + 60_000) <= rpm
+
+
+# -- configuration from TOML -------------------------------------------------------------
+
+
+def test_a_state_table_builds_a_redis_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://user:hunter2@127.0.0.1:6399/2")
+    router = Router.from_config(
+        {
+            "state": {"backend": "redis", "url": "${REDIS_URL}", "prefix": "svc", "timeout": 0.1},
+            "providers": {"m": {"type": "mock"}},
+        }
+    )
+    state = state_of(router)
+    assert (state.prefix, state.timeout, state.endpoint) == (
+        "svc",
+        0.1,
+        "redis://***@127.0.0.1:6399/2",
+    )
+    with pytest.raises(ConfigurationError, match="'redis'") as info:
+        Router.from_config(
+            {
+                "state": {"backend": "redis", "url": "${REDIS_URL}", "bogus": 1},
+                "providers": {"m": {"type": "mock"}},
+            }
+        )
+    assert "hunter2" not in str(info.value)
