@@ -397,6 +397,8 @@ def load_settings(
         registry.strategy_class(settings.strategy)
     except ConfigurationError as exc:
         raise where.error(("strategy",), str(exc)) from None
+    if settings.state is not None:  # ${VAR} references (e.g. a Redis URL with a password)
+        settings.state = _expand(settings.state, ("state",), where, env)
     providers: dict[str, tuple[ProviderConfig, ProviderRouting, type[Any]]] = {}
     tables_by_name: dict[str, str] = {}  # provider name -> the table that gave it
     for name, table in settings.providers.items():
