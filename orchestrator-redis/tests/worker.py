@@ -45,7 +45,13 @@ async def main() -> None:
     ok = refused = 0
     errors: list[str] = []
     async with router:
-        for _ in range(n):
+        made = 0
+        # An outage worker goes on until it saw Redis fail and come back (whenever the
+        # test kills it), so that every process lives through the outage.
+        while made < n or (scenario == "outage" and not (state.faults and state.connected)):
+            made += 1
+            if made > 100 * n:
+                raise SystemExit("the outage never came, or Redis never came back")
             try:
                 await router.route("hi")
                 ok += 1

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import coredis
 import coredis.exceptions
@@ -106,13 +107,16 @@ class RedisState(SharedState):
         prefix: str = "orchestrator",
         timeout: float = 0.25,
         retry_interval: float = 1.0,
+        sync_interval: float = 1.0,
     ) -> None:
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigurationError(
                 f"Redis URL must start with redis://, rediss:// or unix://, got {redact(url)!r}"
             )
-        if not timeout > 0 or not retry_interval > 0:
-            raise ConfigurationError("timeout and retry_interval must be > 0 seconds")
+        if not timeout > 0 or not retry_interval > 0 or not sync_interval > 0:
+            raise ConfigurationError(
+                "timeout, retry_interval and sync_interval must be > 0 seconds"
+            )
         if not prefix or any(c.isspace() for c in prefix):
             raise ConfigurationError(f"prefix must be a non-empty word, got {prefix!r}")
         self._url = url
@@ -120,9 +124,13 @@ class RedisState(SharedState):
         self.prefix = prefix
         self.timeout = timeout
         self.retry_interval = retry_interval
+        self.sync_interval = sync_interval
         self.id = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._members = itertools.count(1)
         self._client: coredis.Redis[str] | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._dirty = False  # an attempt ended since the last sync
+        self._warned_loop = False
         self._loop: object = None
         self._admit: Script[str] | None = None
         self._sync: Script[str] | None = None
@@ -170,14 +178,31 @@ class RedisState(SharedState):
         self._admit = client.register_script(ADMIT)
         self._sync = client.register_script(SYNC)
         await self._guarded(client.ping)
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._sync_forever)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        tasks, self._tasks = self._tasks, None
+        if tasks is not None:
+            tasks.cancel_scope.cancel()
+            await tasks.__aexit__(None, None, None)
         client, self._client = self._client, None
         self._admit = self._sync = None
         self.connected = False
         if client is not None:
             await client.__aexit__(None, None, None)
+
+    async def _sync_forever(self) -> None:
+        """Push at least every ``sync_interval`` seconds, so that an idle router's last
+        stream, and the other routers' spend, are never staler than that."""
+        while True:
+            await anyio.sleep(self.sync_interval)
+            try:
+                await self.sync()
+            except Exception:  # a bug here must not take the router's task group down
+                logger.exception("periodic sync with Redis at %s failed", self.endpoint)
 
     # -- Redis as a fault domain -----------------------------------------------------
 
@@ -185,8 +210,16 @@ class RedisState(SharedState):
         if self._client is None:
             return False
         if anyio.lowlevel.current_token() != self._loop:
-            # A coredis client belongs to the loop it was entered on.
-            self._fault("called from another event loop than the one it was entered on")
+            # A coredis client belongs to the loop it was entered on: this call is served
+            # on local state, without disturbing the loop that owns the client.
+            self.last_fault = "called from another event loop than the one it was entered on"
+            if not self._warned_loop:
+                self._warned_loop = True
+                logger.warning(
+                    "RedisState for %s used from another event loop than the one it was "
+                    "entered on: those requests share nothing",
+                    self.endpoint,
+                )
             return False
         return time.monotonic() >= self._down_until
 
@@ -235,6 +268,10 @@ class RedisState(SharedState):
     # -- the router's calls ------------------------------------------------------------
 
     async def admit(self, slot: ProviderSlot, estimate: int) -> ProviderError | None:
+        if self._dirty:
+            # An attempt ended outside the engine (a stream closes in the caller's code):
+            # publish its outcome and spend before asking for more.
+            await self.sync()
         name = slot.name
         limits = slot.limits.limits if slot.limits is not None else None
         ledger = self.ledger
@@ -296,6 +333,7 @@ class RedisState(SharedState):
         )
 
     def released(self, slot: ProviderSlot, estimate: int, tokens: int | None) -> None:
+        self._dirty = True
         limits = slot.limits
         if (
             tokens is None
@@ -312,6 +350,7 @@ class RedisState(SharedState):
         ledger = self.ledger
         if script is None or ledger is None or not self._usable():
             return
+        self._dirty = False
         fields: list[str | int] = ["spent", _micro(ledger.spent)]
         costs: dict[str, int] = {}
         for slot in self.slots:
