@@ -64,8 +64,10 @@ async def test_the_shared_state_is_asked_after_the_local_checks() -> None:
     router = make(state, requests_per_minute=5, tokens_per_minute=1000)
     async with router:
         assert await router.route("hello") == "ok"
+        # A success is not synced by the router (the state publishes it before its next
+        # admission): nothing is awaited between an answer and its caller.
         kinds = [c[0] for c in state.calls]
-        assert kinds == ["admit", "released", "sync"]
+        assert kinds == ["admit", "released"]
         assert state.calls[1][3] is not None  # the real token count
         with pytest.raises(AllProvidersFailedError, match="shared room exhausted"):
             await router.route("hello")

@@ -27,12 +27,7 @@ from orchestrator_redis import RedisState, redact
 from orchestrator_redis.scripts import ADMIT
 from orchestrator_redis.testing import RedisServer, free_port
 
-pytestmark = [
-    pytest.mark.anyio,
-    # coredis (6.9) leaves the memory streams of a connection that never connected
-    # unclosed: anyio warns when they are collected.
-    pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceWarning"),
-]
+pytestmark = pytest.mark.anyio
 PRICE = {"mock-1": Price("1000", "1000")}
 
 
@@ -160,6 +155,7 @@ async def test_tokens_per_minute_are_shared_with_the_real_count(
         total = first.usage.total_tokens
         key = f"{prefix}:tpmsum:m"
         state = state_of(rs[0])
+        await state.sync()  # what the background push does after every attempt
         assert state._client is not None
         assert int(await state._client.get(key) or 0) == total
         answered = 1
@@ -196,6 +192,7 @@ async def test_a_closed_breaker_is_published(redis_server: RedisServer, prefix: 
         await state._client.hset(f"{prefix}:breaker:m", {"open_until": 1, "trips": 1})
         assert await a.route("hi") == "ok"  # the probe succeeds: closed, and published
         assert breaker.state == "closed"
+        await state.sync()  # what the background push does after every attempt
         assert await state._client.hget(f"{prefix}:breaker:m", "trips") is None
         assert await b.route("hi") == "ok"
 
@@ -206,6 +203,8 @@ async def test_provider_budgets_are_shared(redis_server: RedisServer, prefix: st
     async with routers(redis_server.url, prefix, 2, budget=cost * 2) as (a, b):
         await a.route("hi")
         await b.route("hi")
+        for router in (a, b):  # what the background push does after every attempt
+            await state_of(router).sync()
         for router in (a, b):
             with pytest.raises((AllProvidersFailedError, NoProvidersError), match="budget"):
                 await router.route("hi")
@@ -223,6 +222,7 @@ async def test_router_budget_refusal_by_the_shared_spend(
     async with routers(redis_server.url, prefix, 2) as (a, b):
         b._ledger.budget = cost  # b's own spend is nothing: only the shared total stops it
         await a.route("hi")
+        await state_of(a).sync()
         state_of(b)._pushed_spent = 0
         error = await state_of(b).admit(b.slots[0], 0)
         assert error is not None and "shared budget" in str(error)
@@ -371,3 +371,40 @@ def test_a_state_table_builds_a_redis_state(monkeypatch: pytest.MonkeyPatch) -> 
             }
         )
     assert "hunter2" not in str(info.value)
+
+
+async def test_a_unix_socket_works_too(tmp_path: Any, prefix: str) -> None:
+    import shutil
+    import subprocess
+
+    socket_path = tmp_path / "redis.sock"
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with anyio.fail_after(10):
+            while not socket_path.exists():
+                await anyio.sleep(0.01)
+        router = router_for(RedisState(f"unix://{socket_path}?db=0", prefix=prefix))
+        async with router:
+            assert await router.route("hi") == "ok"
+            await state_of(router).sync()
+            assert state_of(router).connected
+            assert router.stats()["state"]["providers"]["m"]["successes"] == 1
+    finally:
+        server.kill()
+        server.wait()

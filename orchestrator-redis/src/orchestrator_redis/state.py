@@ -37,7 +37,9 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 import coredis
+import coredis.connection
 import coredis.exceptions
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from orchestrator.errors import (
     ConfigurationError,
@@ -63,8 +65,50 @@ __all__ = ["RedisState"]
 logger = logging.getLogger("orchestrator.redis")
 
 _MICRO = Decimal(1_000_000)
-#: What a failing or unreachable Redis raises (coredis's own errors, sockets, our timeout).
-_FAULTS = (coredis.exceptions.RedisError, OSError, TimeoutError, EOFError)
+#: What a failing or unreachable Redis raises: coredis's own errors, sockets, our timeout,
+#: and the anyio stream errors coredis lets through when a connection breaks under a call.
+_FAULTS = (
+    coredis.exceptions.RedisError,
+    OSError,
+    TimeoutError,
+    EOFError,
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+)
+
+
+class _TCPConnection(coredis.connection.TCPConnection):
+    """coredis 6.9 leaves the memory streams of a connection that never ran, or failed to
+    connect, open (a ResourceWarning each, many per Redis outage); this one closes them."""
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            _close_streams(self)
+
+    def __del__(self) -> None:  # constructed, then its start was cancelled: never ran
+        _close_streams(self)
+
+
+class _UnixConnection(coredis.connection.UnixDomainSocketConnection):
+    __doc__ = _TCPConnection.__doc__
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            _close_streams(self)
+
+    def __del__(self) -> None:
+        _close_streams(self)
+
+
+def _close_streams(connection: object) -> None:
+    for value in vars(connection).values():
+        if isinstance(value, MemoryObjectSendStream | MemoryObjectReceiveStream):
+            value.close()
 
 
 def _micro(value: Decimal) -> int:
@@ -129,6 +173,8 @@ class RedisState(SharedState):
         self._members = itertools.count(1)
         self._client: coredis.Redis[str] | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._renew: anyio.Event | None = None  # set: replace the client with a fresh one
+        self._wake: anyio.Event | None = None  # set: an attempt ended, push it now
         self._dirty = False  # an attempt ended since the last sync
         self._warned_loop = False
         self._loop: object = None
@@ -164,22 +210,13 @@ class RedisState(SharedState):
         super().bind(slots, ledger)
 
     async def __aenter__(self) -> RedisState:
-        if self._client is not None:
+        if self._tasks is not None:
             raise RuntimeError("RedisState is already entered")
-        client: coredis.Redis[str] = coredis.Redis.from_url(
-            self._url,
-            decode_responses=True,
-            connect_timeout=self.timeout,
-            stream_timeout=self.timeout,
-        )
-        await client.__aenter__()
-        self._client = client
         self._loop = anyio.lowlevel.current_token()
-        self._admit = client.register_script(ADMIT)
-        self._sync = client.register_script(SYNC)
-        await self._guarded(client.ping)
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
+        await self._tasks.start(self._keep_client)
+        await self._guarded(self._ping)
         self._tasks.start_soon(self._sync_forever)
         return self
 
@@ -188,17 +225,60 @@ class RedisState(SharedState):
         if tasks is not None:
             tasks.cancel_scope.cancel()
             await tasks.__aexit__(None, None, None)
-        client, self._client = self._client, None
-        self._admit = self._sync = None
         self.connected = False
-        if client is not None:
-            await client.__aexit__(None, None, None)
+
+    def _new_client(self) -> coredis.Redis[str]:
+        client: coredis.Redis[str] = coredis.Redis.from_url(
+            self._url,
+            decode_responses=True,
+            connect_timeout=self.timeout,
+            stream_timeout=self.timeout,
+        )
+        pool = client.connection_pool  # from_url picks the class by scheme: ours instead
+        if pool.connection_class is coredis.connection.TCPConnection:
+            pool.connection_class = _TCPConnection
+        elif pool.connection_class is coredis.connection.UnixDomainSocketConnection:
+            pool.connection_class = _UnixConnection
+        return client
+
+    async def _keep_client(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """Own the coredis client (entered and left in this one task) and replace it after
+        each failure: a pool whose connect was cancelled may have lost that connection's
+        slot for good, and a fresh client is cheap next to a Redis outage."""
+        started = False
+        while True:
+            renew = self._renew = anyio.Event()
+            try:
+                async with self._new_client() as client:
+                    self._client = client
+                    self._admit = client.register_script(ADMIT)
+                    self._sync = client.register_script(SYNC)
+                    if not started:
+                        started = True
+                        task_status.started()
+                    try:
+                        await renew.wait()
+                    finally:
+                        self._client = None
+                        self._admit = self._sync = None
+            except Exception as exc:  # the client itself broke: Redis stays a fault domain
+                self._fault(f"client failed: {type(exc).__name__}")
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(self.retry_interval)
+
+    async def _ping(self) -> Any:
+        client = self._client
+        return None if client is None else await client.ping()
 
     async def _sync_forever(self) -> None:
-        """Push at least every ``sync_interval`` seconds, so that an idle router's last
-        stream, and the other routers' spend, are never staler than that."""
+        """Push as soon as an attempt ended (off the request's path), and at least every
+        ``sync_interval`` seconds, so that what other routers spent is never staler."""
         while True:
-            await anyio.sleep(self.sync_interval)
+            wake = self._wake = anyio.Event()
+            with anyio.move_on_after(self.sync_interval):
+                await wake.wait()
             try:
                 await self.sync()
             except Exception:  # a bug here must not take the router's task group down
@@ -227,12 +307,17 @@ class RedisState(SharedState):
         """``call()``'s result, or None when Redis failed or took longer than ``timeout``."""
         if not self._usable():
             return None
+        client = self._client
         try:
             with anyio.fail_after(self.timeout):
                 result = await call()
         except _FAULTS as exc:
             self._fault(type(exc).__name__)
             return None
+        except RuntimeError:
+            if self._client is client:
+                raise
+            return None  # the client was replaced under this call (after a fault): local
         if self._down:
             self._down = False
             # Whatever was open here while Redis was away is published again.
@@ -242,6 +327,8 @@ class RedisState(SharedState):
         return result
 
     def _fault(self, what: str) -> None:
+        if self._renew is not None:
+            self._renew.set()
         self.faults += 1
         self.last_fault = what
         self.connected = False
@@ -334,6 +421,9 @@ class RedisState(SharedState):
 
     def released(self, slot: ProviderSlot, estimate: int, tokens: int | None) -> None:
         self._dirty = True
+        wake = self._wake
+        if wake is not None and anyio.lowlevel.current_token() == self._loop:
+            wake.set()  # the background task pushes it: the caller does not wait
         limits = slot.limits
         if (
             tokens is None

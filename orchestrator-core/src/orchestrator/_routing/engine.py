@@ -195,18 +195,17 @@ class Engine:
             try:
                 if call.hooks is not None and call.request is not None:
                     await call.hooks.attempt_start(call.request, slot.name, number)
-                result = await self._run(call, slot, operation, lease)
+                return await self._run(call, slot, operation, lease)
             except BaseException as exc:
                 error = classify(slot, exc)
                 if error is None:
                     lease.cancelled()
                     raise
                 lease.failed(error)
-            else:
-                if self.state is not None:
-                    await self.state.sync()
-                return result
             if self.state is not None:
+                # Publish a failure at once (the breaker may have opened). A success is
+                # published by the state before its next admission (or periodically):
+                # awaiting here could drop a result that holds a lease (an open stream).
                 await self.state.sync()
             delay = provider.retry_policy().delay(number, error.retry_after)
             delay = await self._failed(call, slot, lease, error, delay)
