@@ -14,10 +14,13 @@ fallback when the store is unreachable. The router calls a shared state at four 
 
 - :meth:`SharedState.admit` after the local breaker and limits admitted an attempt: the
   shared breaker, Retry-After hold, budgets and per-minute limits must admit it too;
-- :meth:`SharedState.released` when the attempt ends (synchronous, buffered: the real token
-  count replaces the estimate in the shared tokens-per-minute window);
-- :meth:`SharedState.sync` after each attempt: pushes what changed (breakers that opened or
-  closed, spend, usage totals) and learns what the other routers spent;
+- :meth:`SharedState.released` when the attempt ends, however it ends (synchronous and
+  cheap: the state buffers what must reach the store, e.g. the real token count, and
+  pushes it in the background or before its next admission — never making the caller of
+  a successful request wait);
+- :meth:`SharedState.sync` after each failed attempt (a breaker may have opened: the others
+  must know before this router's next request) and when the router is left: pushes what
+  changed (breakers, spend, usage totals) and learns what the other routers spent;
 - :meth:`SharedState.snapshot` in ``Router.stats()["state"]``.
 
 A shared state is a fault domain of its own: when it fails or is slow its methods must

@@ -5,21 +5,25 @@ Consistency (what every router sharing a ``prefix`` gets while Redis answers):
 - **requests/tokens per minute**: one sliding window per provider in Redis, checked and
   reserved by one Lua script per attempt: N routers together admit at most the limit in any
   60 s window (Redis's clock). Each router also keeps its local window (the fast path).
-- **circuit breakers**: a router that trips a breaker publishes it after that attempt;
-  every router's next admission to that provider sees it open (and adopts the remaining
-  cooldown locally). Failures are counted per router: the decision to trip is local, the
-  open state and its cooldown (doubling with the shared trip count) are shared. After the
-  cooldown each router sends its own half-open probe. A ``Retry-After`` hold is shared too.
+- **circuit breakers**: a router that trips a breaker publishes it before that request
+  goes on (the failed attempt's sync); every router's next admission to that provider sees
+  it open (and adopts the remaining cooldown locally). Failures are counted per router:
+  the decision to trip is local, the open state and its cooldown (doubling with the shared
+  trip count) are shared. After the cooldown each router sends its own half-open probe.
+  A ``Retry-After`` hold is shared too.
 - **budgets and usage totals**: each router pushes its own absolute totals after every
-  attempt; admission compares the shared spend with the budget. Overshoot is bounded by
-  the attempts in flight when the budget ran out.
+  attempt — a background task does it right after a success, off the caller's path, and
+  admission pushes first whatever is still pending — and admission compares the shared
+  spend with the budget. Overshoot is bounded by the attempts in flight, or ended but not
+  yet pushed, when the budget ran out (at most ``sync_interval`` old).
 
 When Redis fails or is slow, every call gives up after ``timeout`` seconds and Redis is
 not asked again for ``retry_interval`` seconds: the router serves on local state alone
 (each of N routers admits up to its own limit, so a shared limit may be exceeded up to
 N times; budgets are checked against the last shared spend seen plus local spend since).
 When Redis answers again, each router pushes its absolute totals (idempotently: counted
-once even if Redis restarted empty) and its open breakers.
+once even if Redis restarted empty) and its open breakers. After every failure the coredis
+client is replaced by a fresh one (a connect cancelled mid-way can cost its pool a slot).
 """
 
 from __future__ import annotations
@@ -136,7 +140,8 @@ class RedisState(SharedState):
     ``url``: ``redis://[user:password@]host:port/db`` (or ``rediss://``); never logged.
     ``prefix``: routers with the same prefix share state. ``timeout``: seconds any Redis
     call may take before the router goes on without it. ``retry_interval``: seconds Redis is
-    left alone after a failure before it is tried again.
+    left alone after a failure before it is tried again. ``sync_interval``: an idle router
+    still pushes its totals (and learns what the others spent) this often.
 
     Enter it on the event loop that serves the router (``async with router:`` does);
     asyncio and trio both work (coredis is built on anyio).
