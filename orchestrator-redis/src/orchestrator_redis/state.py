@@ -284,6 +284,8 @@ class RedisState(SharedState):
             wake = self._wake = anyio.Event()
             with anyio.move_on_after(self.sync_interval):
                 await wake.wait()
+            if wake.is_set() and not self._dirty:
+                continue  # an admission pushed it already
             try:
                 await self.sync()
             except Exception:  # a bug here must not take the router's task group down
