@@ -408,3 +408,9 @@ async def test_a_unix_socket_works_too(tmp_path: Any, prefix: str) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_outside_an_event_loop_there_is_no_loop_token() -> None:
+    from orchestrator_redis.state import _current_loop
+
+    assert _current_loop() is None

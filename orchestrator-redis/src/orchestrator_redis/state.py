@@ -296,7 +296,7 @@ class RedisState(SharedState):
     def _usable(self) -> bool:
         if self._client is None:
             return False
-        if anyio.lowlevel.current_token() != self._loop:
+        if _current_loop() != self._loop:
             # A coredis client belongs to the loop it was entered on: this call is served
             # on local state, without disturbing the loop that owns the client.
             self.last_fault = "called from another event loop than the one it was entered on"
@@ -429,7 +429,7 @@ class RedisState(SharedState):
     def released(self, slot: ProviderSlot, estimate: int, tokens: int | None) -> None:
         self._dirty = True
         wake = self._wake
-        if wake is not None and anyio.lowlevel.current_token() == self._loop:
+        if wake is not None and _current_loop() == self._loop:
             wake.set()  # the background task pushes it: the caller does not wait
         limits = slot.limits
         if (
@@ -564,6 +564,14 @@ class RedisState(SharedState):
             "spent": str(_roubles(totals.get("spent", 0))),
             "providers": providers,
         }
+
+
+def _current_loop() -> object:
+    """The running event loop's token (None outside one, e.g. a finalizer)."""
+    try:
+        return anyio.lowlevel.current_token()
+    except RuntimeError:
+        return None
 
 
 def _limit(limits: ProviderLimits | None, name: str) -> str | int:
