@@ -30,6 +30,7 @@ PACKAGES = {
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
     "orchestrator-otel": "orchestrator-otel",
+    "orchestrator-redis": "orchestrator-redis",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
@@ -46,6 +47,7 @@ EDITABLE = [
     "./orchestrator-ollama[emulator]",
     "-e",
     "./orchestrator-otel[test]",
+    "./orchestrator-redis",  # its tests start a real redis-server (Debian: redis-server)
 ]
 COVERAGE_FLOOR = 90
 
@@ -210,3 +212,7 @@ def soak(session: nox.Session) -> None:
     `nox -s soak -- --requests 10000 --backend asyncio --seed 1234`."""
     session.install(*EDITABLE, "trio>=0.25")
     session.run("python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, *session.posargs)
+    if not session.posargs:  # and once with shared state on Redis, killed mid-run
+        session.run(
+            "python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, "--no-matrix", "--redis"
+        )

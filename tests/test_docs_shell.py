@@ -50,6 +50,7 @@ OURS = (
     "orchestrator-openai",
     "orchestrator-ollama",
     "orchestrator-otel",
+    "orchestrator-redis",
 )
 #: What a scratch clone holds.
 CLONE = (
@@ -59,6 +60,7 @@ CLONE = (
     "orchestrator-openai",
     "orchestrator-ollama",
     "orchestrator-otel",
+    "orchestrator-redis",
 )
 CLONE_EXTRA = ("plugin-template", "examples")
 

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from orchestrator.params import GenerationParams
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
+    from orchestrator.state import SharedState
     from orchestrator.strategies import Strategy
     from orchestrator.types import EmbeddingKind, Embeddings
 
@@ -130,6 +131,9 @@ class Router:
     of tools not given or with arguments off their schema, or a ``response_format`` answer
     that does not validate): ``"failover"`` (default) asks the next provider,
     ``"raise"`` raises :class:`~orchestrator.errors.StructuredOutputError` at once.
+    ``state``: a :class:`~orchestrator.state.SharedState` (e.g. ``orchestrator_redis``'s)
+    whose limits, breakers and spend this router shares with others; ``async with router``
+    enters it. None (default): all state is this router's own, in memory.
     ``clock`` (breakers, health) and ``sleep`` (backoff and ``Retry-After`` waits) are
     injectable for tests.
     """
@@ -150,6 +154,7 @@ class Router:
         on_invalid_output: Literal["failover", "raise"] = "failover",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        state: SharedState | None = None,
     ) -> None:
         if registry is None:
             from orchestrator.plugins import default_registry
@@ -184,12 +189,16 @@ class Router:
         self._slots: list[ProviderSlot] = []
         self._by_name: dict[str, ProviderSlot] = {}
         self._ledger = Ledger(None if budget is None else Decimal(str(budget)), on_usage)
+        self.state = state
+        if state is not None:
+            state.bind(self._slots, self._ledger)
         self._engine = Engine(
             self._slots,
             on_limit=on_limit,
             hedge_after=hedge_after,
             sleep=sleep,
             on_invalid_output=on_invalid_output,
+            state=state,
         )
         self._chat_op = ChatOperation(self._ledger)
         self._hooks_version = -1
@@ -730,6 +739,7 @@ class Router:
                 }
                 for slot in self._slots
             },
+            **({} if self.state is None else {"state": self.state.snapshot()}),
         }
 
     async def aclose(self) -> None:
@@ -741,7 +751,15 @@ class Router:
                 logger.warning("closing %s failed", slot.name, exc_info=True)
 
     async def __aenter__(self) -> Router:
+        if self.state is not None:
+            await self.state.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            if self.state is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.state.sync()
+                await self.state.__aexit__(*exc_info)
