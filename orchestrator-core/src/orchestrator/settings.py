@@ -188,7 +188,7 @@ class ProviderRouting(BaseModel):
 
 
 class RouterSettings(BaseModel):
-    """Top-level keys; each field except ``breaker`` and ``providers`` is passed to
+    """Top-level keys; each field except ``breaker``, ``providers`` and ``gateway`` is passed to
     ``Router(...)`` by name."""
 
     model_config = _STRICT
@@ -229,6 +229,11 @@ class RouterSettings(BaseModel):
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="One table `[providers.NAME]` per provider instance.",
+    )
+    gateway: dict[str, Any] | None = Field(
+        default=None,
+        description="Table `[gateway]`: settings of `orchestrator serve` (read by "
+        "orchestrator-gateway; the router ignores it).",
     )
 
     @field_validator("hedge_after")
@@ -438,7 +443,7 @@ def load_settings(
 
 
 def _router_kwargs(settings: RouterSettings) -> dict[str, Any]:
-    kwargs = settings.model_dump(exclude={"breaker", "providers"})
+    kwargs = settings.model_dump(exclude={"breaker", "providers", "gateway"})
     kwargs["breaker"] = BreakerConfig(**settings.breaker.model_dump())  # type: ignore[attr-defined]
     return kwargs
 
