@@ -84,6 +84,7 @@ class Gateway:
         self.owns_router = owns_router
         self.shutting_down = False
         self.in_flight = 0
+        self._pinned: dict[str, Target] = {}  # provider name -> its target
         self.targets = self._catalog()
         self._anonymous = Client("anonymous", KeySettings(key_sha256="0" * 64))
 
@@ -102,7 +103,9 @@ class Gateway:
             config = provider.config
             kind = getattr(type(provider), "provider_name", None) or type(provider).__name__
             model_id = f"{config.name}/{config.model}" if config.model else config.name
-            targets.setdefault(model_id, Target(model_id, router, kind, config.name))
+            pinned = Target(model_id, router, kind, config.name)
+            targets.setdefault(model_id, pinned)
+            self._pinned[config.name] = pinned
         return targets
 
     def begin_shutdown(self) -> None:
@@ -169,16 +172,24 @@ class Gateway:
             )
         client = self._client(scope)
         body = await self._body(scope, receive)
+        error: GatewayError | None = None
         self.in_flight += 1
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
                 try:
                     await post(client, body, send)
+                except GatewayError as exc:  # raised below, not inside an ExceptionGroup
+                    error = exc
+                except Exception as exc:  # a bug of the gateway: a 500 and the log
+                    logger.error("unexpected %s", type(exc).__name__, exc_info=exc)
+                    error = from_exception(exc)
                 finally:
                     tg.cancel_scope.cancel()
         finally:
             self.in_flight -= 1
+        if error is not None:
+            raise error
 
     @staticmethod
     def _method(method: str, allowed: str) -> None:
@@ -239,11 +250,13 @@ class Gateway:
 
     def _target(self, client: Client, model: str) -> Target:
         target = self.targets.get(model)
-        if target is None:
+        if target is None:  # "provider" or "provider/any-model-it-serves"
             name, _, rest = model.partition("/")
-            pinned = self.targets.get(name)
-            if rest and pinned is not None and pinned.provider is not None:
-                target = Target(model, pinned.router, pinned.owned_by, pinned.provider, rest)
+            pinned = self._pinned.get(name)
+            if pinned is not None:
+                target = Target(
+                    model, pinned.router, pinned.owned_by, pinned.provider, rest or None
+                )
         if target is None:
             raise GatewayError(
                 404,

@@ -138,6 +138,8 @@ def _all_failed(exc: AllProvidersFailedError) -> GatewayError:
         )
     if real and all(isinstance(e, ProviderTimeoutError) for e in real):
         return GatewayError(504, message, "timeout", "upstream_timeout")
+    if real and all(isinstance(e, AuthenticationError) for e in real):
+        return GatewayError(502, message, "server_error", "upstream_authentication", retry=False)
     return GatewayError(
         503, message, "server_error", "all_providers_failed", retry_after=_held_off(errors)
     )
