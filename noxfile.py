@@ -29,6 +29,7 @@ PACKAGES = {
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
+    "orchestrator-gateway": "orchestrator-gateway",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
@@ -43,6 +44,8 @@ EDITABLE = [
     "./orchestrator-openai[emulator]",
     "-e",
     "./orchestrator-ollama[emulator]",
+    "-e",
+    "./orchestrator-gateway[test]",
 ]
 COVERAGE_FLOOR = 90
 

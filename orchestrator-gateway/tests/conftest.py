@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-from orchestrator_gateway import Gateway, create_app, hash_key
 
 from orchestrator import Chunk, Completion, Embeddings, GenerationParams, Router, ToolCall, Usage
 from orchestrator.capabilities import EmbeddingSpace
@@ -21,6 +20,7 @@ from orchestrator.pricing import Price
 from orchestrator.providers.base import BaseProvider
 from orchestrator.testing import LoopbackServer
 from orchestrator.types import EmbeddingKind, Message
+from orchestrator_gateway import Gateway, create_app, hash_key
 
 KEY = "sk-test-alice-0123456789"
 OTHER_KEY = "sk-test-bob-0123456789"

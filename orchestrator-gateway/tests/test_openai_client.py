@@ -12,7 +12,6 @@ from typing import Any
 
 import openai
 import pytest
-from orchestrator_gateway import Gateway
 from pydantic import BaseModel
 
 from orchestrator.errors import (
@@ -22,6 +21,7 @@ from orchestrator.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
+from orchestrator_gateway import Gateway
 
 WEATHER_TOOL = {
     "type": "function",
