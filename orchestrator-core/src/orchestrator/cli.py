@@ -631,7 +631,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from orchestrator_gateway.server import serve
     except ModuleNotFoundError as exc:
-        if exc.name != "orchestrator_gateway":
+        if (exc.name or "").partition(".")[0] != "orchestrator_gateway":
             raise
         raise UsageError(
             "`orchestrator serve` needs the gateway: pip install orchestrator-gateway"
