@@ -221,8 +221,8 @@ def test_orchestrator_serve_process(tmp_path: Path) -> None:
         assert "ping" in text
         # uvicorn re-raises the signal once drained: the parent sees "terminated by SIGTERM".
         assert process.wait(timeout=20) == -signal.SIGTERM
-        assert process.stderr is not None
-        log = process.stderr.read()
+        assert process.stderr is not None and process.stdout is not None
+        log = process.stdout.read() + process.stderr.read()
         assert b"POST /v1/chat/completions" in log  # uvicorn's access log...
         assert KEY.encode() not in log  # ...never shows the key
     finally:
