@@ -56,4 +56,8 @@ async def main() -> str:
 
 
 assert asyncio.run(main()) == "Mock response to: smoke"
+
+import orchestrator_gateway  # noqa: E402  (the gateway wheel: importable, typed)
+
+assert (Path(orchestrator_gateway.__file__).parent / "py.typed").exists()
 print("smoke ok:", sys.version.split()[0], sorted(registry.providers))

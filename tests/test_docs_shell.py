@@ -49,6 +49,7 @@ OURS = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-gateway",
 )
 #: What a scratch clone holds.
 CLONE = (
@@ -57,6 +58,7 @@ CLONE = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-gateway",
 )
 CLONE_EXTRA = ("plugin-template", "examples")
 
