@@ -190,12 +190,15 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider): a smoke
+    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider; the
+    gateway vs the router in-process): a smoke
     run by default (small counts, figures printed, nothing asserted); `nox -s bench -- --full`
     measures properly and rewrites docs/performance.md; `-- --profile` ranks where the extra
     time goes."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)
+    # The gateway against the router in-process (figures printed, never asserted).
+    session.run("python", "bench/gateway.py", *session.posargs)
 
 
 #: The soak's size in CI: each backend (asyncio, trio) makes this many requests.

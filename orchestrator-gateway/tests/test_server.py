@@ -139,6 +139,24 @@ def test_cli_serve_runs_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [(("o.toml",), {"host": None, "port": 9000})]
 
 
+def test_bind_reports_a_busy_port() -> None:
+    from orchestrator_gateway.server import bind
+
+    taken = bind("127.0.0.1", 0)
+    try:
+        taken.listen()
+        with pytest.raises(ConfigurationError, match=r"cannot listen on 127\.0\.0\.1"):
+            bind("127.0.0.1", taken.getsockname()[1])
+    finally:
+        taken.close()
+    try:
+        six = bind("::1", 0)
+    except ConfigurationError:  # no IPv6 on this machine
+        return
+    assert six.family == socket.AF_INET6
+    six.close()
+
+
 def _free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

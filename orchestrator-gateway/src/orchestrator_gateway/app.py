@@ -176,7 +176,8 @@ class Gateway:
         self.in_flight += 1
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                # A name: anyio would otherwise build one from the function's repr per request.
+                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope, name="disconnect")
                 try:
                     await post(client, body, send)
                 except GatewayError as exc:  # raised below, not inside an ExceptionGroup

@@ -9,6 +9,7 @@ budgets. (Per-key counters: see :mod:`orchestrator_gateway.keys`.)
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,5 +99,26 @@ def serve(path: str | os.PathLike[str], *, host: str | None = None, port: int | 
         logger.warning(
             "the gateway listens on %s, not only loopback: put TLS in front of it", bound
         )
-    server.run()
+    sock = bind(bound, server.config.port)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, made with IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets
+    whose protocol says TCP (uvicorn's own have 0), and without it a response written in two
+    parts (headers, body) can wait for the client's delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host/--port"
+        ) from None
+    return sock

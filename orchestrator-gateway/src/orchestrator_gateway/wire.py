@@ -6,9 +6,10 @@ router's messages and parameters (validated here, before any provider is called)
 from __future__ import annotations
 
 import base64
+import itertools
+import secrets
 import struct
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -212,8 +213,13 @@ def parse_embeddings(body: Any, max_inputs: int) -> EmbeddingRequest:
 # -- answers -----------------------------------------------------------------------------
 
 
+#: Ids are unique per process start (random) and per response (counter): cheaper than uuid4.
+_ID_PREFIX = secrets.token_hex(6)
+_ids = itertools.count(1)
+
+
 def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}-{_ID_PREFIX}{next(_ids):08x}"
 
 
 def usage_json(usage: Usage | None) -> dict[str, Any] | None:
