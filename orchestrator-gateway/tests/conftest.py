@@ -55,6 +55,7 @@ class Scripted(BaseProvider):
         self.seen: list[tuple[Sequence[Message], GenerationParams | None]] = []
         self.embedded: list[list[str]] = []
         self.embed_errors: list[ProviderError] = []
+        self.streams_ended: list[str] = []
 
     async def generate(self, prompt: str, params: GenerationParams | None = None) -> str:
         raise AssertionError("chat() is implemented")
@@ -103,11 +104,16 @@ class Scripted(BaseProvider):
         calls = self._calls(answer)
         text = answer if isinstance(answer, str) else ""
         third = max(1, len(text) // 3)
-        for piece in (text[:third], text[third : 2 * third], text[2 * third :]):
-            if piece:
-                if self.pause:
-                    await anyio.sleep(self.pause)
-                yield Chunk(piece, self.name, model)
+        try:
+            for piece in (text[:third], text[third : 2 * third], text[2 * third :]):
+                if piece:
+                    if self.pause and piece is not text[:third]:
+                        await anyio.sleep(self.pause)
+                    yield Chunk(piece, self.name, model)
+        except BaseException:
+            self.streams_ended.append("closed early")
+            raise
+        self.streams_ended.append("to the end")
         yield Chunk(
             "",
             self.name,

@@ -6,10 +6,12 @@ loopback server's."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -286,19 +288,15 @@ def test_bad_requests_fail_before_any_provider_call(
 def test_vendor_errors(kit: SimpleNamespace, gateway_for: Any, client_for: Any) -> None:
     a = kit.Scripted(
         "a",
-        RateLimitError("slow down", provider="a", retry_after=7),
         ServiceUnavailableError("down", provider="a", status_code=503),
         AuthenticationError("vendor rejected our credentials", provider="a", status_code=401),
         ContextLengthError("too long", provider="a", status_code=400),
         QuotaExceededError("balance spent", provider="a", status_code=402),
+        RateLimitError("slow down", provider="a", retry_after=7),
     )
     client = client_for(gateway_for(kit.router(a)))
     question = [{"role": "user", "content": "hi"}]
 
-    with pytest.raises(openai.RateLimitError) as limited:
-        client.chat.completions.create(model="default", messages=question)
-    assert limited.value.response.headers["retry-after"] == "7"
-    assert limited.value.response.headers["retry-after-ms"] == "7000"
     with pytest.raises(openai.InternalServerError) as down:
         client.chat.completions.create(model="default", messages=question)
     assert down.value.status_code == 503
@@ -312,6 +310,10 @@ def test_vendor_errors(kit: SimpleNamespace, gateway_for: Any, client_for: Any) 
         client.chat.completions.create(model="default", messages=question)
     assert quota.value.code == "insufficient_quota"
     assert quota.value.response.headers["x-should-retry"] == "false"
+    with pytest.raises(openai.RateLimitError) as limited:
+        client.chat.completions.create(model="default", messages=question)
+    assert limited.value.response.headers["retry-after"] == "7"
+    assert limited.value.response.headers["retry-after-ms"] == "7000"
 
 
 def test_request_too_large(kit: SimpleNamespace, gateway_for: Any, client_for: Any) -> None:
@@ -409,3 +411,39 @@ def test_stream_fails_over_before_the_first_token(
     assert raw.headers["x-orchestrator-provider"] == "b"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == "from b"
+
+
+def test_a_client_that_goes_away_closes_the_providers_stream(
+    kit: SimpleNamespace, gateway_for: Any, serve: Callable[[Gateway], str]
+) -> None:
+    a = kit.Scripted("a", "a long story, told slowly", pause=2)
+    base = serve(gateway_for(kit.router(a)))
+    body = {"model": "default", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    headers = {"authorization": f"Bearer {kit.KEY}"}
+    with (
+        httpx.Client() as http,
+        http.stream("POST", f"{base}/chat/completions", json=body, headers=headers) as response,
+    ):
+        first = next(response.iter_lines())
+        assert first.startswith("data: ")
+    # The connection is closed: the gateway cancels the request, the router closes the
+    # provider's stream, long before the story would have ended.
+    until = time.monotonic() + 10
+    while not a.streams_ended and time.monotonic() < until:
+        time.sleep(0.02)
+    assert a.streams_ended == ["closed early"]
+
+
+def test_retry_after_is_passed_on_while_the_router_is_held_off(
+    kit: SimpleNamespace, gateway_for: Any, client_for: Any
+) -> None:
+    a = kit.Scripted("a", RateLimitError("slow down", provider="a", retry_after=30))
+    client = client_for(gateway_for(kit.router(a)))
+    question = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="default", messages=question)
+    # The provider is held off now: the gateway answers 429 without asking it again.
+    with pytest.raises(openai.RateLimitError) as again:
+        client.chat.completions.create(model="default", messages=question)
+    assert 25 <= int(again.value.response.headers["retry-after"]) <= 30
+    assert len(a.seen) == 1
