@@ -443,3 +443,32 @@ async def test_bad_virtual_model_is_a_configuration_error(kit: SimpleNamespace) 
             kit.settings(models={"fast": {"providers": ["nope"]}}),
             env=kit.ENV,
         )
+
+
+async def test_deeply_nested_json_is_a_bad_request(kit: SimpleNamespace, gateway_for: Any) -> None:
+    app = gateway_for(kit.router(kit.Scripted("a")))
+    async with client(app) as http:
+        response = await http.post(
+            "/v1/chat/completions", content=b"[" * 200_000 + b"]" * 200_000, headers=AUTH
+        )
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
+
+
+async def test_a_failure_after_the_response_started_does_not_send_a_second_one(
+    kit: SimpleNamespace,
+) -> None:
+    class Broken(LocalKeyState):
+        async def record(self, client: Client, tokens: int, cost: Decimal | None) -> None:
+            raise RuntimeError("the counter store is down")
+
+    app = create_app(
+        kit.router(kit.Scripted("a", "abc")),
+        kit.settings(models={}),
+        key_state=Broken(),
+        env=kit.ENV,
+    )
+    body = {"model": "default", "messages": HI, "stream": True}
+    async with client(app) as http:
+        response = await http.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert response.status_code == 200
+    assert events(response.text)[-1] == "[DONE]"

@@ -173,13 +173,20 @@ class Gateway:
         client = self._client(scope)
         body = await self._body(scope, receive)
         error: GatewayError | None = None
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         self.in_flight += 1
         try:
             async with anyio.create_task_group() as tg:
                 # A name: anyio would otherwise build one from the function's repr per request.
                 tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope, name="disconnect")
                 try:
-                    await post(client, body, send)
+                    await post(client, body, tracked)
                 except GatewayError as exc:  # raised below, not inside an ExceptionGroup
                     error = exc
                 except Exception as exc:  # a bug of the gateway: a 500 and the log
@@ -190,6 +197,9 @@ class Gateway:
         finally:
             self.in_flight -= 1
         if error is not None:
+            if started:  # too late for a status: the response is under way
+                logger.error("error after the response started: %d %s", error.status, error.code)
+                return
             raise error
 
     @staticmethod
@@ -244,7 +254,7 @@ class Gateway:
                 break
         try:
             return json.loads(b"".join(parts))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
             raise GatewayError(
                 400, "The request body is not valid JSON", code="invalid_json"
             ) from None
@@ -422,24 +432,27 @@ class Gateway:
             cost: Decimal | None = None
             chunk = first
             try:
-                while chunk is not None:
-                    usage = chunk.usage or usage
-                    cost = chunk.cost if chunk.cost is not None else cost
-                    for event in writer.chunk(chunk):
-                        await self._event(send, event)
-                    chunk = await anext(chunks, None)
-            except Exception as exc:
-                # After the first token: an error event, never a silently cut stream.
-                error = self._failed(client, target, exc)
-                await self._event(send, error.body())
-                await send({"type": "http.response.body", "body": b""})
-                await self.key_state.record(client, _tokens(usage), cost)
-                return
-        final = writer.usage_event()
-        if final is not None:
-            await self._event(send, final)
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
-        await self.key_state.record(client, _tokens(usage), cost)
+                try:
+                    while chunk is not None:
+                        usage = chunk.usage or usage
+                        cost = chunk.cost if chunk.cost is not None else cost
+                        for event in writer.chunk(chunk):
+                            await self._event(send, event)
+                        chunk = await anext(chunks, None)
+                except Exception as exc:
+                    # After the first token: an error event, never a silently cut stream.
+                    error = self._failed(client, target, exc)
+                    await self._event(send, error.body())
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                final = writer.usage_event()
+                if final is not None:
+                    await self._event(send, final)
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+            finally:
+                # Also when the client went away mid-stream: what is known counts for its key.
+                with anyio.CancelScope(shield=True):
+                    await self.key_state.record(client, _tokens(usage), cost)
 
     @staticmethod
     async def _event(send: Send, value: Any) -> None:
