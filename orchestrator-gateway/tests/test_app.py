@@ -20,7 +20,7 @@ from orchestrator.errors import (
     RateLimitError,
     ServiceUnavailableError,
 )
-from orchestrator_gateway import Gateway, LocalKeyState, create_app
+from orchestrator_gateway import Gateway, LocalKeyState, SharedKeyState, create_app
 from orchestrator_gateway.keys import Client
 
 pytestmark = pytest.mark.anyio
@@ -472,3 +472,56 @@ async def test_a_failure_after_the_response_started_does_not_send_a_second_one(
         response = await http.post("/v1/chat/completions", json=body, headers=AUTH)
     assert response.status_code == 200
     assert events(response.text)[-1] == "[DONE]"
+
+
+async def test_shared_key_state_counts_requests_in_the_routers_shared_state(
+    kit: SimpleNamespace,
+) -> None:
+    class FakeShared:
+        """What orchestrator-redis's RedisState.acquire does, for one process."""
+
+        def __init__(self) -> None:
+            self.counts: dict[str, int] = {}
+            self.calls: list[tuple[str, Any, int]] = []
+
+        async def acquire(self, scope: str, limits: Any, estimate: int = 0) -> str | None:
+            self.calls.append((scope, limits, estimate))
+            if self.counts.get(scope, 0) >= limits.requests_per_minute:
+                return "requests_per_minute"
+            self.counts[scope] = self.counts.get(scope, 0) + 1
+            return None
+
+    shared = FakeShared()
+    keys = kit.settings()["keys"]
+    keys["alice"] = {**keys["alice"], "requests_per_minute": 2, "budget": "0.05"}
+    state = SharedKeyState(shared)
+    app = create_app(
+        kit.router(kit.Scripted("a")),
+        {**kit.settings(), "keys": keys, "models": {"fast": {"providers": ["a"]}}},
+        key_state=state,
+        env=kit.ENV,
+    )
+    async with client(app) as http:
+
+        async def ask(headers: dict[str, str] = AUTH) -> httpx.Response:
+            return await http.post(
+                "/v1/chat/completions", json={"model": "default", "messages": HI}, headers=headers
+            )
+
+        assert [(await ask()).status_code for _ in range(2)] == [200, 200]
+        limited = await ask()
+        assert limited.status_code == 429
+        assert "shared by every replica" in limited.json()["error"]["message"]
+        assert limited.headers["retry-after-ms"] == "30000"
+        shared.counts.clear()  # a new minute
+        assert (await ask()).status_code == 200  # 0.06 RUB spent of 0.05 now...
+        spent = await ask()  # ...and the budget, kept per process, says no
+        assert spent.json()["error"]["code"] == "insufficient_quota"
+        bob = {"authorization": f"Bearer {kit.OTHER_KEY}"}  # no rpm: never asks the store
+        other = await http.post(
+            "/v1/chat/completions", json={"model": "fast", "messages": HI}, headers=bob
+        )
+        assert other.status_code == 200
+    assert {scope for scope, _, _ in shared.calls} == {"gateway-key:alice"}
+    alice = next(c for c in app.keyring._by_hash.values() if c.name == "alice")
+    assert await state.spent(alice) == Decimal("0.06")

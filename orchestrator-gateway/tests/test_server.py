@@ -24,7 +24,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator_gateway import __main__ as gateway_main
 from orchestrator_gateway import hash_key
 from orchestrator_gateway.config import load_gateway_settings
-from orchestrator_gateway.keys import LocalKeyState
+from orchestrator_gateway.keys import LocalKeyState, SharedKeyState
 from orchestrator_gateway.server import app_from_config, key_state_for, server_for
 
 KEY = "sk-from-env-0123456789"
@@ -119,9 +119,10 @@ def test_key_state_hook_uses_a_shared_backend_when_the_router_has_one(
 ) -> None:
     router = kit.router(kit.Scripted("a"))
     assert isinstance(key_state_for(router), LocalKeyState)
-    shared = LocalKeyState()
-    router.state = SimpleNamespace(gateway_key_state=lambda: shared)
-    assert key_state_for(router) is shared
+    shared = SimpleNamespace(acquire=lambda *args: None)
+    router.state = shared
+    state = key_state_for(router)
+    assert isinstance(state, SharedKeyState) and state.state is shared
 
 
 def test_cli_serve_needs_the_gateway(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:

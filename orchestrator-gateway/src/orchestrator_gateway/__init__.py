@@ -9,7 +9,7 @@ from __future__ import annotations
 from orchestrator_gateway.app import Gateway, Target, create_app
 from orchestrator_gateway.config import GatewaySettings, KeySettings, VirtualModel, hash_key
 from orchestrator_gateway.errors import GatewayError
-from orchestrator_gateway.keys import Client, KeyState, LocalKeyState
+from orchestrator_gateway.keys import Client, KeyState, LocalKeyState, SharedKeyState
 
 __all__ = [
     "Client",
@@ -19,6 +19,7 @@ __all__ = [
     "KeySettings",
     "KeyState",
     "LocalKeyState",
+    "SharedKeyState",
     "Target",
     "VirtualModel",
     "create_app",

@@ -132,11 +132,13 @@ class Gateway:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.owns_router:  # on the serving loop: enters its shared state, if any
+                    await self.router.__aenter__()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.begin_shutdown()
-                if self.owns_router:
-                    await self.router.aclose()
+                if self.owns_router:  # closes the providers' connections (and the state)
+                    await self.router.__aexit__(None, None, None)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

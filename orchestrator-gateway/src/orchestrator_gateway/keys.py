@@ -3,8 +3,11 @@ and whether their budget and rate limits let this request through.
 
 The counters live behind :class:`KeyState`. :class:`LocalKeyState` (the default) keeps them in
 this process: with N gateway replicas each enforces the limits on its own, so a key may get up
-to N times its limits. A shared state backend (``orchestrator-redis``) plugs in here: give
-``create_app(..., key_state=...)`` an object with the same three methods, atomic on its side.
+to N times its limits. :class:`SharedKeyState` counts each key's requests per minute in the
+router's shared state (``[state]`` in the configuration, e.g. orchestrator-redis), so N
+replicas count each key once; ``orchestrator serve`` uses it whenever the router has a shared
+state. Any other store plugs in as an object with the three methods of :class:`KeyState`
+(``create_app(..., key_state=...)``), atomic on its side.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator_gateway.config import KeySettings, hash_key
 from orchestrator_gateway.errors import GatewayError
@@ -152,3 +155,43 @@ class Keyring:
         raise GatewayError(
             401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
         )
+
+
+class SharedKeyState:
+    """Per-key requests per minute in the router's shared state: the state's
+    ``acquire(scope, limits, estimate)`` (orchestrator-redis: one Lua script, atomic across
+    replicas; on its own local window while Redis is away). Budgets and tokens per minute
+    stay per process (``local``): the shared state has no per-key spend or token correction.
+    """
+
+    def __init__(self, state: Any, local: LocalKeyState | None = None) -> None:
+        self.state = state
+        self.local = local or LocalKeyState()
+
+    async def admit(self, client: Client) -> None:
+        rpm = client.settings.requests_per_minute
+        local_only = client.settings.model_copy(update={"requests_per_minute": None})
+        await self.local.admit(Client(client.name, local_only))
+        if rpm is None:
+            return
+        from orchestrator.limits import ProviderLimits
+
+        refused = await self.state.acquire(
+            f"gateway-key:{client.name}", ProviderLimits(None, rpm, None), 0
+        )
+        if refused:
+            raise GatewayError(
+                429,
+                f"API key {client.name!r} is over its limit of {rpm} requests per minute "
+                "(shared by every replica)",
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                # The shared window does not say when it frees: one request's share of it.
+                retry_after=WINDOW / rpm,
+            )
+
+    async def record(self, client: Client, tokens: int, cost: Decimal | None) -> None:
+        await self.local.record(client, tokens, cost)
+
+    async def spent(self, client: Client) -> Decimal:
+        return await self.local.spent(client)

@@ -22,7 +22,7 @@ from orchestrator._secrets import get_logger
 from orchestrator.errors import ConfigurationError
 from orchestrator_gateway.app import Gateway
 from orchestrator_gateway.config import load_gateway_settings
-from orchestrator_gateway.keys import KeyState, LocalKeyState
+from orchestrator_gateway.keys import KeyState, LocalKeyState, SharedKeyState
 
 __all__ = ["GatewayServer", "app_from_config", "serve"]
 
@@ -40,14 +40,12 @@ def _gateway_table(path: Path) -> Mapping[str, Any] | None:
 
 
 def key_state_for(router: Router) -> KeyState:
-    """Where per-key counters live. The hook for a shared backend: when the router's
-    configuration gives it a shared state backend with per-key counters (orchestrator-redis),
-    return an adapter over it here, so every replica counts each key once."""
+    """Where per-key counters live: in the router's shared state when its configuration
+    gives it one that can count under a name (``[state]``, e.g. orchestrator-redis's
+    ``acquire``), so every replica counts each key once; else in this process."""
     state = getattr(router, "state", None)
-    key_state = getattr(state, "gateway_key_state", None)
-    if callable(key_state):
-        result: KeyState = key_state()
-        return result
+    if state is not None and callable(getattr(state, "acquire", None)):
+        return SharedKeyState(state)
     return LocalKeyState()
 
 
