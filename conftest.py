@@ -1,6 +1,12 @@
 """Shared by every test directory: both anyio backends, and a clean vendor environment."""
 
 import pytest
+from hypothesis import settings
+
+# A timing is never a pass/fail assertion here: hypothesis's per-example deadline (200 ms by
+# default) fails healthy tests on a loaded machine, so it is off for every test.
+settings.register_profile("orchestrator", deadline=None)
+settings.load_profile("orchestrator")
 
 #: Environment variables that give a vendor's credentials or server (the vendors' SDK names).
 VENDOR_CREDENTIALS = (

@@ -29,6 +29,7 @@ PACKAGES = {
     "orchestrator-yandexgpt": "orchestrator-yandexgpt",
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
+    "orchestrator-otel": "orchestrator-otel",
     "orchestrator-gateway": "orchestrator-gateway",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
@@ -44,6 +45,8 @@ EDITABLE = [
     "./orchestrator-openai[emulator]",
     "-e",
     "./orchestrator-ollama[emulator]",
+    "-e",
+    "./orchestrator-otel[test]",
     "-e",
     "./orchestrator-gateway[test]",
 ]

@@ -7,7 +7,8 @@ Modules (one concept each): ``fullstack`` (raw httpx vs provider vs Router per s
 provider, in memory and over loopback, plain and streamed, at concurrency), ``streams`` (the
 streaming parsers alone, by read size), ``startup`` (import and CLI time), ``memory`` (1,000
 open streams), ``toy`` (the Router over an in-process provider), ``vendors`` (the subjects),
-``server`` (the loopback emulators), ``_common`` (timing and tables).
+``server`` (the loopback emulators), ``otel`` (what the telemetry plugin adds), ``_common``
+(timing and tables).
 
 Every figure is a difference or ratio against a baseline measured in the same run, in
 interleaved calls or alternating runs, over several rounds (median, min … max). Targets are
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fullstack
 import memory
+import otel
 import profiling
 import startup
 import streams
@@ -203,6 +205,7 @@ async def run(plan: Plan) -> tuple[list[Table], Table]:
     )
     memory_table = memory.table(plan.memory_streams, held)
     toy_table = toy.table(await toy.measure(plan.toy_calls, plan.rounds))
+    otel_table = otel.table(await otel.measure(plan.toy_calls, plan.rounds))
 
     targets = Table("Targets (issue 13)", ["measured"])
     targets.rows += target_list
@@ -223,7 +226,12 @@ async def run(plan: Plan) -> tuple[list[Table], Table]:
         "server process (see *The aiohttp transport* below)",
         target="≤ 1.3x calls/s and CPU",
     )
-    tables = [*stack_tables, parsers, start_table, memory_table, toy_table]
+    for row in otel_table.rows:
+        if row.ok is not None:
+            targets.add(
+                f"Telemetry plugin {row.what}, per call", row.cells[0], target=row.target, ok=row.ok
+            )
+    tables = [*stack_tables, parsers, start_table, memory_table, toy_table, otel_table]
     return tables, targets
 
 

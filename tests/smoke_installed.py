@@ -57,6 +57,18 @@ async def main() -> str:
 
 assert asyncio.run(main()) == "Mock response to: smoke"
 
+# orchestrator-otel: installed, its entry point registers a dormant object (no hooks, no cost)
+# until configured; configured, a request produces its Prometheus series.
+import orchestrator_otel  # noqa: E402
+from orchestrator_otel.prometheus import PrometheusExporter  # noqa: E402
+
+assert (Path(orchestrator_otel.__file__).parent / "py.typed").exists(), "orchestrator_otel py.typed"
+assert Router()._lifecycle() is None, "an unconfigured orchestrator-otel must cost nothing"
+exporter = PrometheusExporter()
+orchestrator_otel.configure(prometheus=exporter)
+assert asyncio.run(main()) == "Mock response to: smoke"
+assert b"gen_ai_client_operation_duration_seconds_bucket" in exporter.exposition()[0]
+
 import orchestrator_gateway  # noqa: E402  (the gateway wheel: importable, typed)
 
 assert (Path(orchestrator_gateway.__file__).parent / "py.typed").exists()

@@ -49,6 +49,7 @@ OURS = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-otel",
     "orchestrator-gateway",
 )
 #: What a scratch clone holds.
@@ -58,6 +59,7 @@ CLONE = (
     "orchestrator-yandexgpt",
     "orchestrator-openai",
     "orchestrator-ollama",
+    "orchestrator-otel",
     "orchestrator-gateway",
 )
 CLONE_EXTRA = ("plugin-template", "examples")

@@ -727,6 +727,8 @@ BAD_FLAG_VALUES: dict[str, list[str] | None] = {
     "--requests": ["0", "-1", "6", "many"],
     "--seed": ["x"],
     "--port": ["-1", "70000", "http"],
+    "--host": None,  # any address to bind; the OS refuses what it cannot bind
+    "--interval": ["0", "-1", "soon"],
 }
 
 _COMMANDS = {
@@ -735,6 +737,7 @@ _COMMANDS = {
     "health": ["health"],
     "demo": ["demo"],
     "emulate": ["emulate", "gigachat"],
+    "metrics": ["metrics"],
 }
 
 

@@ -174,13 +174,15 @@ async def test_bad_input_and_missing_capability_fail_before_any_call() -> None:
     assert a.batches == []
 
 
-def test_embedding_provider_must_name_its_space() -> None:
+async def test_an_instance_without_a_space_has_no_embeddings() -> None:
     class NoSpace(Embedder):
         def embedding_space(self) -> Any:
             return None
 
-    with pytest.raises(ConfigurationError, match="embedding_space\\(\\) returns None"):
-        router(NoSpace("x", "A", "m-a"))
+    r = router(NoSpace("x", "A", "m-a"), Embedder("y", "B", "m-b"))
+    assert r.embedding_spaces == {"B": ["y"]}
+    assert not r.slots[0].capabilities.embeddings
+    assert (await r.embed(["text"])).provider == "y"
 
 
 def test_sync_router_embeds() -> None:

@@ -113,7 +113,9 @@ async def test_images_and_tool_messages_are_accepted(served) -> None:
             }
         ],
     )
-    assert reply.message.content == "Ollama emulator: and now?"
+    # With tools offered and a user turn last, the emulated model calls the (first) tool.
+    [call] = reply.message.tool_calls or []
+    assert (call.function.name, call.function.arguments) == ("look", {})
 
 
 async def test_list_and_show(served) -> None:
@@ -168,3 +170,121 @@ async def test_bad_request(served) -> None:
             options={"num_predict": "many"},
         )
     assert info.value.status_code == 400
+
+
+# -- tools, format, embed ----------------------------------------------------------------------
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city.
+
+    Args:
+      city: the city
+    """
+    return f"18C in {city}"
+
+
+async def test_tools_round_trip_with_a_python_function(served) -> None:
+    app, client = served
+    messages: list[object] = [{"role": "user", "content": "weather in Paris?"}]
+    reply = await client.chat(model="llama3.2", messages=messages, tools=[get_weather])
+    [call] = reply.message.tool_calls or []
+    assert call.function.name == "get_weather"
+    assert call.function.arguments == {"city": "example"}
+    sent = app.requests[-1].json()["tools"][0]["function"]
+    assert sent["name"] == "get_weather" and sent["parameters"]["required"] == ["city"]
+    messages.append(reply.message)
+    messages.append(
+        {
+            "role": "tool",
+            "tool_name": "get_weather",
+            "content": get_weather(**call.function.arguments),
+        }
+    )
+    final = await client.chat(model="llama3.2", messages=messages, tools=[get_weather])
+    assert final.message.content == "Ollama emulator: get_weather returned 18C in example"
+    assert not final.message.tool_calls
+
+
+async def test_streamed_tool_calls_come_whole(served) -> None:
+    from orchestrator_ollama.emulator import CallTool
+
+    app, client = served
+    app.call_tools_next(CallTool("get_weather", {"city": "Казань"}), "get_weather")
+    stream = await client.chat(
+        model="llama3.2",
+        messages=[{"role": "user", "content": "weather"}],
+        tools=[get_weather],
+        stream=True,
+    )
+    parts = [part async for part in stream]
+    calls = [c for p in parts for c in (p.message.tool_calls or [])]
+    assert [c.function.arguments for c in calls] == [{"city": "Казань"}, {"city": "example"}]
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+
+
+async def test_format_schema_and_json(served) -> None:
+    from pydantic import BaseModel
+
+    class Pet(BaseModel):
+        name: str
+        age: int
+
+    app, client = served
+    reply = await client.chat(
+        model="llama3.2",
+        messages=[{"role": "user", "content": "a pet"}],
+        format=Pet.model_json_schema(),
+    )
+    assert Pet.model_validate_json(reply.message.content or "") == Pet(name="example", age=1)
+    reply = await client.chat(
+        model="llama3.2", messages=[{"role": "user", "content": "hi"}], format="json"
+    )
+    assert reply.message.content == '{"answer": "Ollama emulator: hi"}'
+    app.reply_next('{"name": 3}')
+    reply = await client.chat(
+        model="llama3.2", messages=[{"role": "user", "content": "a pet"}], format="json"
+    )
+    assert reply.message.content == '{"name": 3}'
+
+
+async def test_embed(served) -> None:
+    from orchestrator_ollama.emulator import embedding_for
+
+    _, client = served
+    result = await client.embed(model="nomic-embed-text", input=["hello", "мир"])
+    assert [list(v) for v in result.embeddings] == [
+        embedding_for(t, "nomic-embed-text", 768) for t in ["hello", "мир"]
+    ]
+    assert result.prompt_eval_count == 2
+    short = await client.embed(model="nomic-embed-text", input="hello", dimensions=64)
+    assert len(short.embeddings[0]) == 64
+    with pytest.raises(ollama.ResponseError) as missing:
+        await client.embed(model="all-minilm", input="x")
+    assert missing.value.status_code == 404
+    with pytest.raises(ollama.ResponseError, match="does not support embeddings"):
+        await client.embed(model="llama3.2", input="x")
+    with pytest.raises(ollama.ResponseError, match="does not support chat"):
+        await client.chat(model="nomic-embed-text", messages=[{"role": "user", "content": "x"}])
+
+
+async def test_string_arguments_in_history_are_refused_as_ollama_does(served) -> None:
+    _, client = served
+    import httpx
+
+    body = {
+        "model": "llama3.2",
+        "stream": False,
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "f", "arguments": '{"a": 1}'}}],
+            },
+        ],
+    }
+    response = await client._client.post("/api/chat", json=body)
+    assert response.status_code == 400
+    assert "cannot unmarshal string" in response.json()["error"]
+    assert isinstance(response, httpx.Response)

@@ -68,7 +68,8 @@ def test_tool_result_after_its_call_is_accepted(client: httpx.Client) -> None:
     ]
     response = chat(client, messages=messages)
     assert response.status_code == 200
-    assert response.json()["choices"][0]["message"]["content"] == "OpenAI emulator: weather?"
+    # The "model" answers with the tool's result (text parts joined).
+    assert response.json()["choices"][0]["message"]["content"] == "OpenAI emulator: w returned 18C"
 
 
 def test_context_window(server: LoopbackServer, emulator: OpenAIEmulator, client) -> None:

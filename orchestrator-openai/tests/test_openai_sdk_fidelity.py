@@ -7,13 +7,14 @@ client's own logic, and the emulator counts the requests it received.
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 
 import pytest
 
 from orchestrator.testing import LoopbackServer
-from orchestrator_openai.emulator import OpenAIEmulator, answer_for
+from orchestrator_openai.emulator import CallTool, OpenAIEmulator, answer_for, embedding_for
 
 openai = pytest.importorskip("openai")
 
@@ -227,3 +228,141 @@ async def test_api_key_scheme_and_project_header(served) -> None:
     yandex_style = client.with_options(default_headers={"OpenAI-Project": "b1g-folder"})
     await yandex_style.models.list()
     assert app.requests[-1].headers["openai-project"] == "b1g-folder"
+
+
+# -- tools, structured output, embeddings ------------------------------------------------------
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+
+
+async def test_tool_call_and_result(served) -> None:
+    _app, client = served
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
+    reply = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL], tool_choice="required"
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    [call] = choice.message.tool_calls
+    assert call.type == "function" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "example"}
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18C"})
+    final = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL]
+    )
+    assert final.choices[0].finish_reason == "stop"
+    assert final.choices[0].message.content == "OpenAI emulator: get_weather returned 18C"
+    with pytest.raises(openai.BadRequestError, match="tool_call_ids did not have response"):
+        await client.chat.completions.create(model="gpt-4o-mini", messages=messages[:2])
+
+
+async def test_streamed_tool_call_deltas_are_split_and_the_sdk_joins_them(served) -> None:
+    app, client = served
+    app.call_tools_next(
+        CallTool("get_weather", {"city": "Нижний Новгород"}), CallTool("get_weather")
+    )
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "weather"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    chunks = [chunk async for chunk in stream]
+    deltas = [c.choices[0].delta.tool_calls for c in chunks if c.choices]
+    fragments = [d for ds in deltas if ds for d in ds if d.function and d.function.arguments]
+    assert len(fragments) > 4  # the arguments really come in pieces
+    assert any(len(ds) > 1 for ds in deltas if ds)  # several fragments in one chunk
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    # The SDK's own accumulator rebuilds the calls.
+    app.call_tools_next(
+        CallTool("get_weather", {"city": "Нижний Новгород"}), CallTool("get_weather")
+    )
+    async with client.chat.completions.stream(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather"}], tools=[WEATHER_TOOL]
+    ) as events:
+        completion = await events.get_final_completion()
+    calls = completion.choices[0].message.tool_calls
+    assert [json.loads(c.function.arguments) for c in calls] == [
+        {"city": "Нижний Новгород"},
+        {"city": "example"},
+    ]
+    assert [c.function.parsed_arguments for c in calls] == [
+        {"city": "Нижний Новгород"},
+        {"city": "example"},
+    ]
+
+
+async def test_parse_with_a_pydantic_model_and_a_pydantic_tool(served) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    class Lookup(BaseModel):
+        city: str
+
+    app, client = served
+    completion = await client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "A city"}],
+        response_format=City,
+    )
+    assert completion.choices[0].message.parsed == City(name="example", population=1)
+    sent = app.requests[-1].json()["response_format"]
+    assert sent["json_schema"]["strict"] is True and sent["json_schema"]["name"] == "City"
+    completion = await client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Lookup Paris"}],
+        tools=[openai.pydantic_function_tool(Lookup)],
+    )
+    [call] = completion.choices[0].message.tool_calls
+    assert call.function.parsed_arguments == Lookup(city="example")
+    app.reply_next('{"name": "Paris"}')  # a schema-violating answer
+    with pytest.raises(ValueError, match="population"):
+        await client.chat.completions.parse(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "A city"}],
+            response_format=City,
+        )
+    with pytest.raises(openai.BadRequestError, match="word 'json'"):
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={"type": "json_object"},
+        )
+
+
+async def test_embeddings_base64_by_default_and_float(served) -> None:
+    app, client = served
+    texts = ["hello", "мир"]
+    by_default = await client.embeddings.create(model="text-embedding-3-small", input=texts)
+    assert app.requests[-1].json()["encoding_format"] == "base64"  # the SDK asks for it
+    assert [e.embedding for e in by_default.data] == [
+        embedding_for(t, "text-embedding-3-small", 1536) for t in texts
+    ]
+    floats = await client.embeddings.create(
+        model="text-embedding-3-small", input="hello", encoding_format="float", dimensions=64
+    )
+    assert len(floats.data[0].embedding) == 64
+    assert floats.usage.prompt_tokens == floats.usage.total_tokens == 1
+    with pytest.raises(openai.BadRequestError, match="dimensions"):
+        await client.embeddings.create(model="text-embedding-ada-002", input="x", dimensions=64)
+    with pytest.raises(openai.BadRequestError, match="empty string"):
+        await client.embeddings.create(model="text-embedding-3-small", input=[""])
+    with pytest.raises(openai.NotFoundError):
+        await client.embeddings.create(model="nope", input="x")

@@ -627,6 +627,19 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from orchestrator.errors import ConfigurationError
+
+    try:
+        from orchestrator_otel.cli import run
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"`orchestrator metrics` needs the orchestrator-otel package ({exc}); "
+            "install it: pip install orchestrator-otel"
+        ) from None
+    return run(load_router(args), host=args.host, port=args.port, interval=args.interval)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from orchestrator_gateway.server import serve
@@ -778,6 +791,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
     p.set_defaults(handler=cmd_emulate)
+
+    p = commands.add_parser(
+        "metrics",
+        parents=[routed],
+        help="serve Prometheus metrics of the configured providers (orchestrator-otel)",
+        description="Health-check the configured providers every --interval seconds and "
+        "serve their breaker states and budgets at http://HOST:PORT/metrics until Ctrl-C. "
+        "Needs the orchestrator-otel package.",
+    )
+    p.add_argument(
+        "--port",
+        type=_number(int, at_least=0, at_most=65535),
+        default=9464,
+        help="port to listen on (default 9464; 0: a free one)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)",
+    )
+    p.add_argument(
+        "--interval",
+        type=_number(float, at_least=0.1),
+        default=30.0,
+        help="seconds between health checks (default 30)",
+    )
+    p.set_defaults(handler=cmd_metrics)
 
     p = commands.add_parser(
         "demo",

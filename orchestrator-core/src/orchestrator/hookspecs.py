@@ -15,6 +15,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from orchestrator.events import Outcome, RequestInfo
+    from orchestrator.health import ProviderSlot
     from orchestrator.types import Completion
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -43,14 +44,17 @@ def on_request_start(request: RequestInfo) -> None:
 
 
 @hookspec
-def on_attempt_start(request: RequestInfo, provider: str, attempt: int) -> None:
-    """The router is about to call ``provider`` (``attempt`` counts from 1 per provider)."""
+def on_attempt_start(request: RequestInfo, provider: str, attempt: int, slot: ProviderSlot) -> None:
+    """The router is about to call ``provider`` (``attempt`` counts from 1 per provider);
+    ``slot`` is its :class:`~orchestrator.health.ProviderSlot` (read it, don't write)."""
 
 
 @hookspec
-def on_attempt_success(request: RequestInfo, provider: str, attempt: int, latency: float) -> None:
+def on_attempt_success(
+    request: RequestInfo, provider: str, attempt: int, latency: float, result: Completion
+) -> None:
     """The call to ``provider`` answered (a stream: its final chunk arrived) after
-    ``latency`` seconds."""
+    ``latency`` seconds; ``result`` is its Completion (a stream's: assembled from its chunks)."""
 
 
 @hookspec

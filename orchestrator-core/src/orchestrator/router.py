@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import itertools
 import math
 import time
@@ -244,10 +245,8 @@ class Router:
         capabilities = provider.capabilities()
         space = provider.embedding_space() if capabilities.embeddings else None
         if capabilities.embeddings and space is None:
-            raise ConfigurationError(
-                f"{type(provider).__name__} implements embed() but embedding_space() returns "
-                "None; return the EmbeddingSpace its vectors belong to"
-            )
+            # This instance has no embeddings (e.g. a chat-only server of an OpenAI plugin).
+            capabilities = dataclasses.replace(capabilities, embeddings=False)
         slot = ProviderSlot(
             provider,
             weight=weight,

@@ -19,19 +19,36 @@ from orchestrator.config import ProviderConfig, SecretStr
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL",
+    "EMBEDDING_DIMENSIONS",
     "DEFAULT_PORT",
     "ENV_VARS",
     "OllamaConfig",
+    "known_dimension",
     "parse_host",
 ]
 
 DEFAULT_PORT = 11434
 DEFAULT_BASE_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MODEL = "llama3.2"
+DEFAULT_EMBEDDING_MODEL = "nomic-embed-text"
+#: Embedding models whose vector length is known (by name without the ``:latest`` tag).
+EMBEDDING_DIMENSIONS: dict[str, int] = {
+    "nomic-embed-text": 768,
+    "mxbai-embed-large": 1024,
+    "all-minilm": 384,
+    "bge-m3": 1024,
+    "snowflake-arctic-embed": 1024,
+}
 
 #: Config field -> the environment variable it is read from when not given.
 ENV_VARS: dict[str, str] = {"base_url": "OLLAMA_HOST", "api_key": "OLLAMA_API_KEY"}
+
+
+def known_dimension(model: str) -> int | None:
+    """The vector length of a known embedding model (``nomic-embed-text[:latest]`` ...)."""
+    return EMBEDDING_DIMENSIONS.get(model.removesuffix(":latest"))
 
 
 def parse_host(host: str | None) -> str:
@@ -98,6 +115,27 @@ class OllamaConfig(ProviderConfig):
     ca_bundle_file: str | None = Field(
         None, description="PEM file of extra CAs to trust (a server behind a private CA)."
     )
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        min_length=1,
+        description="Model of embed() (`ollama pull` it first).",
+    )
+    embedding_dimension: int | None = Field(
+        None,
+        ge=1,
+        le=65_536,
+        description="Numbers per vector: known models have a default (nomic-embed-text 768, "
+        "mxbai-embed-large 1024, all-minilm 384, bge-m3 1024, snowflake-arctic-embed 1024); "
+        "required for others. Below a known model's own size it is sent as `dimensions`.",
+    )
+    embedding_max_batch: int = Field(
+        256, ge=1, le=100_000, description="Texts per /api/embed request."
+    )
+    embedding_space: str | None = Field(
+        None,
+        description="Name of the vector space embed() answers in (default "
+        "ollama/<model:tag>): providers with the same name may answer for each other.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -113,6 +151,15 @@ class OllamaConfig(ProviderConfig):
             if missing:
                 data = {**data, **missing}
         return data
+
+    @model_validator(mode="after")
+    def _embedding_dimension_known(self) -> OllamaConfig:
+        if self.embedding_dimension is None and known_dimension(self.embedding_model) is None:
+            raise ValueError(
+                f"embedding_model {self.embedding_model!r} needs embedding_dimension (the "
+                "length of its vectors: `ollama show <model>` lists it as embedding length)"
+            )
+        return self
 
     @field_validator("base_url", mode="before")
     @classmethod

@@ -19,6 +19,15 @@ with :class:`orchestrator.testing.LoopbackServer` and point a provider at it wit
 Answers are deterministic: ``"Ollama emulator: <last user message>"``, the same for plain and
 streamed calls; a small ``options.num_predict`` cuts it with ``done_reason="length"``.
 
+Tools, ``format`` and ``POST /api/embed``: with ``tools`` the "model" calls the tools named in
+the last user message (else the first tool), with arguments made from the tool's schema, as
+objects; a stream carries the calls whole on one ``done: false`` line, as Ollama does. After
+``tool`` messages it answers with their results. With ``format`` (a JSON Schema, or ``"json"``)
+it answers JSON that matches. Script it with :meth:`OllamaEmulator.call_tools_next` (which tool,
+which arguments - a string is sent verbatim as the arguments, which no real Ollama does but a
+broken proxy might) and :meth:`OllamaEmulator.reply_next` (an exact answer, e.g. JSON that
+violates the schema). ``/api/embed`` answers unit vectors, the same for the same text.
+
 From the command line: ``orchestrator emulate ollama`` or ``python -m
 orchestrator_ollama.emulator [--tls]``. Needs the ``emulator`` extra.
 """
@@ -31,11 +40,13 @@ import binascii
 import datetime
 import hashlib
 import json
+import math
+import random
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -44,16 +55,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from orchestrator_ollama._examples import example_for
 from orchestrator_ollama.config import ENV_VARS, OllamaConfig
 
 if TYPE_CHECKING:
     from orchestrator.testing import LoopbackServer
 
 __all__ = [
+    "EMBEDDING_MODELS",
     "MODELS",
     "TEST_API_KEY",
     "VERSION",
     "BreakStream",
+    "CallTool",
     "CutStream",
     "EmulatedConnectionReset",
     "ErrorLine",
@@ -62,9 +76,12 @@ __all__ = [
     "OllamaEmulator",
     "Pass",
     "RecordedRequest",
+    "Reply",
     "answer_for",
     "config_for",
     "count_tokens",
+    "embedding_for",
+    "example_for",
     "main",
     "normalise",
 ]
@@ -78,6 +95,8 @@ MODELS: tuple[tuple[str, str, str, str, int], ...] = (
     ("qwen2.5:0.5b", "qwen2", "494.03M", "Q4_K_M", 397_821_319),
     ("nomic-embed-text:latest", "nomic-bert", "137M", "F16", 274_302_450),
 )
+#: The pulled embedding models and the length of their vectors.
+EMBEDDING_MODELS: dict[str, int] = {"nomic-embed-text:latest": 768}
 _ROLES = frozenset(("system", "user", "assistant", "tool"))
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 #: Expected JSON types of the options the emulator checks.
@@ -108,6 +127,17 @@ def answer_for(messages: Sequence[dict[str, Any]]) -> str:
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), ""
     )
     return f"Ollama emulator: {last_user}"
+
+
+def embedding_for(text: str, model: str, dimension: int, native: int | None = None) -> list[float]:
+    """The emulator's unit vector for ``text``: the same text and model give the same vector
+    (``dimensions`` cuts the model's full vector and renormalises it)."""
+    seed = hashlib.sha256(f"{normalise(model)}\0{text}".encode()).digest()
+    rng = random.Random(seed)
+    full = [rng.gauss(0.0, 1.0) for _ in range(max(native or dimension, dimension))]
+    cut = full[:dimension]
+    norm = math.sqrt(sum(x * x for x in cut)) or 1.0
+    return [x / norm for x in cut]
 
 
 def _truncate(text: str, limit: int) -> tuple[str, bool]:
@@ -172,6 +202,30 @@ class ErrorLine:
     message: str = "an error was encountered while running the model"
 
 
+@dataclass(frozen=True, slots=True)
+class CallTool:
+    """A scripted tool call: the "model" calls ``name`` with ``arguments`` - a dict, a string
+    sent verbatim, or None for arguments made from the tool's schema."""
+
+    name: str
+    arguments: Mapping[str, Any] | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A scripted answer: exactly ``text`` (JSON that violates the ``format`` schema, say)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    calls: tuple[CallTool, ...] = field(default_factory=tuple)
+
+
+Turn = Reply | _Calls
+
+
 class EmulatedConnectionReset(Exception):
     """Raised inside a streamed body to make the server drop the connection."""
 
@@ -209,8 +263,11 @@ class OllamaEmulator:
         models: Sequence[str] | None = None,
         latency: float = 0.0,
         chunk_delay: float = 0.0,
+        embedding_models: Mapping[str, int] = EMBEDDING_MODELS,
     ) -> None:
         self.api_key = api_key
+        self.embedding_models = {normalise(m): d for m, d in embedding_models.items()}
+        self._turns: deque[Turn] = deque()
         self.models = tuple(normalise(m) for m in models) if models else tuple(m[0] for m in MODELS)
         #: Seconds before every API response's headers.
         self.latency = latency
@@ -229,6 +286,7 @@ class OllamaEmulator:
                 Route("/", self._root, methods=["GET", "HEAD"]),
                 Route("/api/version", self._version, methods=["GET"]),
                 Route("/api/chat", self._chat, methods=["POST"]),
+                Route("/api/embed", self._embed, methods=["POST"]),
                 Route("/api/tags", self._tags, methods=["GET"]),
                 Route("/api/show", self._show, methods=["POST"]),
             ]
@@ -266,9 +324,24 @@ class OllamaEmulator:
         with self._lock:
             self._steps.extend(steps)
 
-    def reset(self) -> None:
-        """Forget scripted faults, counters and recorded requests."""
+    def call_tools_next(self, *calls: CallTool | str, times: int = 1) -> None:
+        """The next ``times`` chat answers call these tools (a name alone: arguments made
+        from its schema); several calls are parallel calls."""
+        turn = _Calls(tuple(CallTool(c) if isinstance(c, str) else c for c in calls))
+        if not turn.calls:
+            raise ValueError("call_tools_next() needs at least one call")
         with self._lock:
+            self._turns.extend([turn] * times)
+
+    def reply_next(self, text: str, *, times: int = 1) -> None:
+        """The next ``times`` chat answers are exactly ``text``."""
+        with self._lock:
+            self._turns.extend([Reply(text)] * times)
+
+    def reset(self) -> None:
+        """Forget scripted faults and answers, counters and recorded requests."""
+        with self._lock:
+            self._turns.clear()
             self._steps.clear()
             self._stream_faults.clear()
             self._request_count = 0
@@ -326,6 +399,18 @@ class OllamaEmulator:
                 return self._error(400, f"invalid role in messages[{index}]")
             if not isinstance(message.get("content", ""), str):
                 return self._error(400, f"messages[{index}].content must be a string")
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                    return self._error(400, f"messages[{index}].tool_calls: function.name missing")
+                if not isinstance(function.get("arguments", {}), dict):
+                    kind = type(function["arguments"]).__name__.replace("str", "string")
+                    return self._error(
+                        400,
+                        f"json: cannot unmarshal {kind} into Go struct field "
+                        "ToolCallFunction.messages.tool_calls.function.arguments of type "
+                        "api.ToolCallFunctionArguments",
+                    )
             for image in message.get("images") or []:
                 try:
                     base64.b64decode(str(image), validate=True)
@@ -334,6 +419,12 @@ class OllamaEmulator:
         tools = data.get("tools")
         if tools is not None and not isinstance(tools, list):
             return self._error(400, "tools must be a list")
+        for tool in tools or []:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                return self._error(400, "invalid tool: function.name is required")
+            if not isinstance(function.get("parameters") or {}, dict):
+                return self._error(400, "invalid tool: parameters must be an object")
         options = data.get("options")
         options = {} if options is None else options
         if not isinstance(options, dict):
@@ -347,6 +438,8 @@ class OllamaEmulator:
             return self._error(400, "invalid format: must be 'json' or a JSON schema")
         if normalise(model) not in self.models:
             return self._error(404, f"model '{model}' not found")
+        if normalise(model) in self.embedding_models:
+            return self._error(400, f'"{model}" does not support chat')
         return None
 
     # -- API -----------------------------------------------------------------------------------
@@ -380,13 +473,19 @@ class OllamaEmulator:
                     "done": True,
                 }
             )
-        text, reason = answer_for(messages), "stop"
+        turn = self._turn(data)
+        calls = self._wire_calls(data, turn) if isinstance(turn, _Calls) else []
+        text, reason = turn.text if isinstance(turn, Reply) else "", "stop"
         limit = (data.get("options") or {}).get("num_predict")
-        if isinstance(limit, int):
+        if isinstance(limit, int) and not calls:
             text, cut = _truncate(text, limit)
             if cut:
                 reason = "length"
         prompt = sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages)
+        generated = count_tokens(text) + sum(
+            count_tokens(c["function"]["name"] + json.dumps(c["function"]["arguments"]))
+            for c in calls
+        )
         final = {
             "done_reason": reason,
             "done": True,
@@ -394,7 +493,7 @@ class OllamaEmulator:
             "load_duration": 2_154_458,
             "prompt_eval_count": prompt,
             "prompt_eval_duration": 383_809_000,
-            "eval_count": count_tokens(text),
+            "eval_count": generated,
             "eval_duration": 4_799_921_000,
         }
         if data.get("stream", True):
@@ -403,31 +502,123 @@ class OllamaEmulator:
                 with self._lock:
                     fault = self._stream_faults.popleft() if self._stream_faults else None
             return StreamingResponse(
-                self._lines(model, text, final, fault), media_type="application/x-ndjson"
+                self._lines(model, text, calls, final, fault), media_type="application/x-ndjson"
             )
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            message["tool_calls"] = calls
+        return JSONResponse({"model": model, "created_at": _now(), "message": message, **final})
+
+    def _turn(self, data: dict[str, Any]) -> Turn:
+        """What the model does: the scripted turn, else the default behaviour."""
+        with self._lock:
+            if self._turns:
+                return self._turns.popleft()
+        messages: list[dict[str, Any]] = data["messages"]
+        tools = data.get("tools") or []
+        if tools and messages[-1].get("role") != "tool":
+            names = [t["function"]["name"] for t in tools]
+            last = next(
+                (str(m.get("content") or "") for m in reversed(messages) if m["role"] == "user"),
+                "",
+            )
+            wanted = [n for n in names if re.search(rf"\b{re.escape(n)}\b", last)] or names[:1]
+            return _Calls(tuple(CallTool(n) for n in wanted))
+        text = answer_for(messages)
+        if messages[-1].get("role") == "tool":
+            results = []
+            for m in reversed(messages):
+                if m.get("role") != "tool":
+                    break
+                results.append(f"{m.get('tool_name') or 'tool'} returned {m.get('content')}")
+            text = "Ollama emulator: " + "; ".join(reversed(results))
+        fmt = data.get("format")
+        if isinstance(fmt, dict):
+            return Reply(json.dumps(example_for(fmt), ensure_ascii=False))
+        if fmt == "json":
+            return Reply(json.dumps({"answer": text}, ensure_ascii=False))
+        return Reply(text)
+
+    @staticmethod
+    def _wire_calls(data: dict[str, Any], turn: _Calls) -> list[dict[str, Any]]:
+        schemas = {
+            t["function"]["name"]: t["function"].get("parameters") or {}
+            for t in data.get("tools") or []
+        }
+        calls = []
+        for index, call in enumerate(turn.calls):
+            arguments: Any = call.arguments
+            if arguments is None:
+                arguments = example_for(schemas.get(call.name, {})) or {}
+            elif not isinstance(arguments, str):
+                arguments = dict(arguments)
+            calls.append({"function": {"index": index, "name": call.name, "arguments": arguments}})
+        return calls
+
+    async def _embed(self, request: Request) -> Response:
+        body, outcome = await self._begin(request)
+        if isinstance(outcome, Response):
+            return outcome
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return self._error(400, "invalid character in request body")
+        if not isinstance(data, dict):
+            return self._error(400, "invalid request body")
+        model = data.get("model")
+        if not isinstance(model, str) or not model:
+            return self._error(400, "model is required")
+        raw = data.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return self._error(400, "invalid input type")
+        if normalise(model) not in self.models:
+            return self._error(404, f"model '{model}' not found")
+        native = self.embedding_models.get(normalise(model))
+        if native is None:
+            return self._error(400, "this model does not support embeddings")
+        dimension = data.get("dimensions") or native
+        if (
+            isinstance(dimension, bool)
+            or not isinstance(dimension, int)
+            or not (1 <= dimension <= native)
+        ):
+            return self._error(400, f"dimensions must be between 1 and {native}")
+        vectors = [embedding_for(text, model, dimension, native) for text in texts]
         return JSONResponse(
             {
                 "model": model,
-                "created_at": _now(),
-                "message": {"role": "assistant", "content": text},
-                **final,
+                "embeddings": vectors,
+                "total_duration": 14_143_917,
+                "load_duration": 1_019_500,
+                "prompt_eval_count": sum(count_tokens(text) for text in texts),
             }
         )
 
     async def _lines(
-        self, model: str, text: str, final: dict[str, Any], fault: _StreamFault | None
+        self,
+        model: str,
+        text: str,
+        calls: list[dict[str, Any]],
+        final: dict[str, Any],
+        fault: _StreamFault | None,
     ) -> AsyncIterator[str]:
-        def line(content: str, **extra: Any) -> str:
+        def line(content: str, tool_calls: list[dict[str, Any]] | None = None, **extra: Any) -> str:
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if tool_calls:
+                message["tool_calls"] = tool_calls
             payload = {
                 "model": model,
                 "created_at": _now(),
-                "message": {"role": "assistant", "content": content},
+                "message": message,
                 "done": False,
                 **extra,
             }
             return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
 
-        for index, piece in enumerate(_pieces(text)):
+        # Tool calls come whole, all on one line, before the final one.
+        pieces: list[str | list[dict[str, Any]]] = [calls] if calls else list(_pieces(text))
+        for index, piece in enumerate(pieces):
             if isinstance(fault, CutStream) and index >= fault.after_chunks:
                 return
             if isinstance(fault, BreakStream) and index >= fault.after_chunks:
@@ -439,7 +630,7 @@ class OllamaEmulator:
                 return
             if index and self.chunk_delay:
                 await anyio.sleep(self.chunk_delay)
-            yield line(piece)
+            yield line("", piece) if isinstance(piece, list) else line(piece)
         if isinstance(fault, CutStream):
             return
         yield line("", **final)

@@ -1,10 +1,18 @@
-"""The Ollama provider: ``/api/chat`` plain and NDJSON-streamed, ``/api/tags``, health check.
+"""The Ollama provider: ``/api/chat`` plain and NDJSON-streamed with tools and ``format``,
+``/api/embed``, ``/api/tags``, health check.
 
 Wire facts follow ``shared/specs/openai-and-ollama-api.md``. ``GenerationParams`` go into
 ``options``: ``temperature``, ``top_p``, ``num_predict`` (``max_tokens``), ``stop``; the config
 adds ``seed``, ``num_ctx`` and ``keep_alive``. Usage comes from ``prompt_eval_count`` and
 ``eval_count``, the finish reason from ``done_reason``; durations (nanoseconds) are kept in
 ``Completion.extra``.
+
+Tools go out as ``tools``; the model's calls come back in ``message.tool_calls`` with their
+arguments as objects (a stream carries them whole on a ``done: false`` line: they are held and
+given out on the final chunk). Results go back as ``tool`` messages with ``tool_name``.
+Ollama has no ``tool_choice``: ``none`` sends no tools, and a request that must force a call
+(``required`` or a tool's name) is refused before any call. ``response_format`` goes out as
+``format`` (the JSON Schema, or ``"json"``).
 """
 
 from __future__ import annotations
@@ -19,18 +27,34 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
-from orchestrator.errors import ModelNotFoundError, ProviderError, StreamError
+from orchestrator.capabilities import EmbeddingSpace
+from orchestrator.errors import (
+    InvalidRequestError,
+    InvalidToolCallError,
+    ModelNotFoundError,
+    ProviderError,
+    StreamError,
+)
 from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.tools import new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
     Completion,
+    EmbeddingKind,
+    Embeddings,
     FinishReason,
     GenerationParams,
     Message,
+    ToolCall,
     Usage,
     coerce_messages,
 )
-from orchestrator_ollama.config import DEFAULT_BASE_URL, DEFAULT_MODEL, OllamaConfig
+from orchestrator_ollama.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    OllamaConfig,
+    known_dimension,
+)
 from orchestrator_ollama.errors import api_error, pull_hint
 from orchestrator_ollama.lines import LineReader, finish
 
@@ -77,6 +101,67 @@ def _extra(data: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
+def _wire_message(message: Message) -> dict[str, Any]:
+    """One message in Ollama's shape: tool calls with object arguments, results with
+    ``tool_name``."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "function": {"index": index, "name": call.name, "arguments": dict(call.arguments)},
+            }
+            for index, call in enumerate(message.tool_calls)
+        ]
+    if message.role == "tool":
+        wire["tool_name"] = message.name
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _tool_calls(raw: Any, provider: str) -> list[ToolCall]:
+    """``message.tool_calls`` of one answer line as ToolCalls (arguments decoded)."""
+    if not raw:
+        return []
+    if not isinstance(raw, list):
+        raise ProviderError(
+            f"Ollama's tool_calls is not a list: {json.dumps(raw)[:200]}", provider=provider
+        )
+    calls = []
+    for item in raw:
+        function = item.get("function") if isinstance(item, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
+            raise InvalidToolCallError(
+                "the model answered with a tool call that names no function",
+                raw_text=json.dumps(item)[:2000],
+                provider=provider,
+            )
+        try:
+            arguments = parse_arguments(function.get("arguments"), name)
+        except InvalidToolCallError as exc:
+            exc.provider = provider
+            raise
+        call_id = item.get("id")
+        calls.append(
+            ToolCall(
+                call_id if isinstance(call_id, str) and call_id else new_call_id(), name, arguments
+            )
+        )
+    return calls
+
+
+def _unique(calls: list[ToolCall]) -> tuple[ToolCall, ...]:
+    seen: set[str] = set()
+    unique = []
+    for call in calls:
+        if call.id in seen:
+            call = ToolCall(new_call_id(), call.name, call.arguments)
+        seen.add(call.id)
+        unique.append(call)
+    return tuple(unique)
+
+
 class OllamaProvider(BaseProvider):
     """Ollama's native API (``name="ollama"``), local or ollama.com.
 
@@ -86,6 +171,9 @@ class OllamaProvider(BaseProvider):
 
     config_class: ClassVar[type[ProviderConfig]] = OllamaConfig
     supports_model_override: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
+    supports_parallel_tool_calls: ClassVar[bool] = True
+    supports_structured_output: ClassVar[bool] = True
     emulator: ClassVar[str | None] = "orchestrator_ollama.emulator:OllamaEmulator"
     config: OllamaConfig
 
@@ -187,15 +275,51 @@ class OllamaProvider(BaseProvider):
             options["seed"] = config.seed
         if config.num_ctx is not None:
             options["num_ctx"] = config.num_ctx
+        if any(m.tool_calls or m.role == "tool" for m in messages):
+            wire = [_wire_message(m) for m in messages]
+        else:
+            wire = [{"role": m.role, "content": m.content} for m in messages]
         payload: dict[str, Any] = {
             "model": params.model or config.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": wire,
             "stream": stream,  # Ollama streams unless told otherwise
             "options": options,
         }
+        if params.tools and params.tool_choice != "none":
+            payload["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in params.tools
+            ]
+        if params.response_format is not None:
+            schema = params.response_format.schema
+            payload["format"] = "json" if schema is None else dict(schema)
         if config.keep_alive is not None:
             payload["keep_alive"] = config.keep_alive
         return payload
+
+    def validate_params(self, params: GenerationParams) -> None:
+        """Besides the default checks: Ollama cannot force a tool call (it has no
+        ``tool_choice``) nor keep a model to one call (``parallel_tool_calls=False``)."""
+        super().validate_params(params)
+        if params.tool_choice not in (None, "auto", "none"):
+            raise InvalidRequestError(
+                f"Ollama has no tool_choice: it cannot force a tool call "
+                f"(tool_choice={params.tool_choice!r}); use 'auto' and let the model choose",
+                provider=self.config.name,
+            )
+        if params.parallel_tool_calls is False:
+            raise InvalidRequestError(
+                "Ollama cannot keep a model to one tool call per answer "
+                "(parallel_tool_calls=False); leave parallel_tool_calls unset",
+                provider=self.config.name,
+            )
 
     def _not_json(self, what: str, data: Any) -> ProviderError:
         return ProviderError(
@@ -224,14 +348,17 @@ class OllamaProvider(BaseProvider):
         message = data.get("message") if isinstance(data, dict) else None
         if not isinstance(message, dict):
             raise self._not_json("chat answer", data)
+        calls = _unique(_tool_calls(message.get("tool_calls"), self.config.name))
         return Completion(
             text=str(message.get("content") or ""),
             provider=self.config.name,
             model=payload["model"],
-            finish_reason=_finish_reason(data.get("done_reason")),
+            # Ollama says done_reason "stop" after tool calls too.
+            finish_reason="tool_calls" if calls else _finish_reason(data.get("done_reason")),
             usage=_usage(data),
             latency=latency,
             extra=_extra(data),
+            tool_calls=calls,
         )
 
     async def stream(
@@ -264,6 +391,7 @@ class OllamaProvider(BaseProvider):
 
         name = self.config.name
         lines = 0
+        calls: list[ToolCall] = []  # whole calls, given out on the final chunk
 
         def broken(message: str) -> StreamError:
             return StreamError(f"Ollama stream {message} after {lines} line(s)", provider=name)
@@ -293,6 +421,8 @@ class OllamaProvider(BaseProvider):
                 raise broken(f"reported an error: {error}")
             message = data.get("message")
             text = str(message.get("content") or "") if isinstance(message, dict) else ""
+            if isinstance(message, dict) and message.get("tool_calls"):
+                calls.extend(_tool_calls(message["tool_calls"], name))
             if data.get("done"):
                 # Read to the end of the body so the connection goes back to the pool.
                 with anyio.move_on_after(1.0):
@@ -302,12 +432,80 @@ class OllamaProvider(BaseProvider):
                     delta=text,
                     provider=name,
                     model=model,
-                    finish_reason=_finish_reason(data.get("done_reason")),
+                    finish_reason="tool_calls"
+                    if calls
+                    else _finish_reason(data.get("done_reason")),
                     usage=_usage(data),
+                    tool_calls=_unique(calls),
                 )
                 return
             if text:
                 yield Chunk(delta=text, provider=name, model=model)
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def embedding_space(self) -> EmbeddingSpace:
+        """``ollama/<model:tag>`` (the same model on two Ollama servers is one space), or
+        ``config.embedding_space``; ``@<dimension>`` when vectors are shortened."""
+        config = self.config
+        model = config.embedding_model
+        tagged = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+        native = known_dimension(model)
+        dimension = config.embedding_dimension or native or 1
+        name = config.embedding_space or f"ollama/{tagged}"
+        if config.embedding_space is None and native is not None and dimension != native:
+            name = f"{name}@{dimension}"
+        return EmbeddingSpace(name, model, dimension, config.embedding_max_batch)
+
+    async def embed(self, texts: Sequence[str], *, kind: EmbeddingKind = "document") -> Embeddings:
+        """Vectors for ``texts`` from ``POST /api/embed`` (one request, ``input`` a list), in
+        order. ``kind`` makes no difference: Ollama's models embed queries and documents
+        alike."""
+        space = self.embedding_space()
+        model = self.config.embedding_model
+        if not texts:
+            return Embeddings([], self.config.name, model, space.dimension, space.name)
+        payload: dict[str, Any] = {"model": model, "input": list(texts)}
+        native = known_dimension(model)
+        if native is not None and space.dimension != native:
+            payload["dimensions"] = space.dimension
+        if self.config.keep_alive is not None:
+            payload["keep_alive"] = self.config.keep_alive
+
+        async def once() -> Any:
+            try:
+                return await self._json("POST", "/api/embed", payload)
+            except ModelNotFoundError as exc:
+                exc.message = f"{exc.message} (embedding_model {model!r})"
+                raise
+
+        data = await self._retry_with_backoff(once)
+        vectors = data.get("embeddings") if isinstance(data, dict) else None
+        if (
+            not isinstance(vectors, list)
+            or len(vectors) != len(texts)
+            or not all(
+                isinstance(v, list)
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+                for v in vectors
+            )
+        ):
+            raise ProviderError(
+                f"Ollama's /api/embed answer has no list of {len(texts)} vectors: "
+                f"{json.dumps(data)[:200]}",
+                provider=self.config.name,
+                transient=True,
+            )
+        tokens = data.get("prompt_eval_count")
+        usage = Usage(int(tokens), 0, int(tokens)) if isinstance(tokens, int) else None
+        return Embeddings(
+            [[float(x) for x in v] for v in vectors],
+            self.config.name,
+            str(data.get("model") or model),
+            space.dimension,
+            space.name,
+            usage,
+        )
 
     # -- other endpoints -----------------------------------------------------------------------
 

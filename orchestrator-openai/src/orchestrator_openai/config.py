@@ -21,16 +21,26 @@ from orchestrator.config import ProviderConfig, Secret, SecretStr
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_MODEL",
+    "EMBEDDING_DIMENSIONS",
     "ENV_VARS",
     "YANDEX_BASE_URL",
     "YANDEX_DEFAULT_MODEL",
     "OpenAIConfig",
+    "known_dimension",
     "parse_custom_headers",
 ]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+#: Embedding models whose size is known: vector length by model.
+EMBEDDING_DIMENSIONS: dict[str, int] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
 #: Yandex AI Studio's OpenAI-compatible API (the Yandex SDK's default for it).
 YANDEX_BASE_URL = "https://llm.api.cloud.yandex.net/v1"
 #: The model of the Yandex preset, below ``gpt://<folder>/``.
@@ -49,6 +59,15 @@ CUSTOM_HEADERS_VAR = "OPENAI_CUSTOM_HEADERS"
 
 #: Header names whose values are credentials: kept as secrets (masked, redacted from errors).
 _SENSITIVE_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
+
+
+def known_dimension(model: str) -> int | None:
+    """The vector length of a known embedding model (OpenAI's; Yandex's ``text-search-*``)."""
+    if model in EMBEDDING_DIMENSIONS:
+        return EMBEDDING_DIMENSIONS[model]
+    if model.startswith("emb://") and "/text-search-" in model:
+        return 256
+    return None
 
 
 def parse_custom_headers(text: str) -> dict[str, str]:
@@ -119,6 +138,49 @@ class OpenAIConfig(ProviderConfig):
     folder_id: str | None = Field(
         None, description="Yandex preset: the folder id (env YC_FOLDER_ID)."
     )
+    strict_schemas: bool | None = Field(
+        None,
+        description="Send response_format json_schema with strict=true: None (default) when "
+        "the schema meets OpenAI's strict rules (every object closed with "
+        "additionalProperties false and every property required), else strict=false; the "
+        "router validates the answer either way.",
+    )
+    embedding_model: str | None = Field(
+        None,
+        description=f"Model of embed() (default {DEFAULT_EMBEDDING_MODEL}; Yandex preset: "
+        "emb://<folder>/text-search-doc/latest).",
+    )
+    embedding_query_model: str | None = Field(
+        None,
+        description="Model of embed(kind='query') when it differs (Yandex preset: "
+        "emb://<folder>/text-search-query/latest); default embedding_model.",
+    )
+    embedding_dimension: int | None = Field(
+        None,
+        ge=1,
+        le=65_536,
+        description="Numbers per vector. Known models have a default (text-embedding-3-small "
+        "1536, -large 3072, ada-002 1536, Yandex text-search 256); required for others. "
+        "Below a text-embedding-3 model's own size it is sent as `dimensions`.",
+    )
+    embedding_max_batch: int = Field(
+        2048,
+        ge=1,
+        le=2048,
+        description="Texts per /embeddings request (OpenAI allows 2048; Yandex preset: 1).",
+    )
+    embedding_encoding: Literal["base64", "float"] = Field(
+        "base64",
+        description="encoding_format of /embeddings: base64 (packed little-endian float32, "
+        "fewer bytes than JSON numbers; what the openai SDK asks for) or float (Yandex "
+        "preset; servers without base64).",
+    )
+    embedding_space: str | None = Field(
+        None,
+        description="Name of the vector space embed() answers in; providers with the same "
+        "name may answer for each other. Default: openai/<model> on api.openai.com, "
+        "yandexgpt/text-search for Yandex's text-search models, <host:port>/<model> elsewhere.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -162,7 +224,27 @@ class OpenAIConfig(ProviderConfig):
             # Yandex documents only temperature, max_tokens, stream and response_format;
             # its yandexgpt streams carry no usage chunk anyway.
             filled["stream_usage"] = False
+        # Embeddings: one string per request, as floats (Yandex's documented support); a
+        # model for documents and one for queries, in one vector space.
+        if not data.get("embedding_model"):
+            filled["embedding_model"] = f"emb://{folder}/text-search-doc/latest"
+            if not data.get("embedding_query_model"):
+                filled["embedding_query_model"] = f"emb://{folder}/text-search-query/latest"
+        if "embedding_max_batch" not in data:
+            filled["embedding_max_batch"] = 1
+        if "embedding_encoding" not in data:
+            filled["embedding_encoding"] = "float"
         return filled
+
+    @model_validator(mode="after")
+    def _embedding_dimension_known(self) -> OpenAIConfig:
+        model = self.embedding_model
+        if self.embedding_dimension is None and model and known_dimension(model) is None:
+            raise ValueError(
+                f"embedding_model {self.embedding_model!r} needs embedding_dimension (the "
+                "length of its vectors; the server's model card says it)"
+            )
+        return self
 
     @field_validator("extra_headers")
     @classmethod

@@ -64,7 +64,9 @@ class ChatOperation:
             if parsed is not None:
                 completion = replace(completion, parsed=parsed)
         if call.hooks is not None and call.request is not None:
-            await call.hooks.attempt_success(call.request, slot.name, lease.attempt, latency)
+            await call.hooks.attempt_success(
+                call.request, slot.name, lease.attempt, latency, completion
+            )
         await self._report(completion)
         return completion
 

@@ -187,7 +187,7 @@ class Engine:
                 return None
             try:
                 if call.hooks is not None and call.request is not None:
-                    await call.hooks.attempt_start(call.request, slot.name, number)
+                    await call.hooks.attempt_start(call.request, slot.name, number, slot)
                 return await self._run(call, slot, operation, lease)
             except BaseException as exc:
                 error = classify(slot, exc)

@@ -10,6 +10,7 @@ from orchestrator._secrets import get_logger
 
 if TYPE_CHECKING:
     from orchestrator.events import Outcome, RequestInfo
+    from orchestrator.health import ProviderSlot
     from orchestrator.types import Completion
 
 logger = get_logger("orchestrator.router")
@@ -40,13 +41,19 @@ class LifecycleHooks:
     async def request_start(self, request: RequestInfo) -> None:
         await _call(self._relay.on_request_start, request=request)
 
-    async def attempt_start(self, request: RequestInfo, provider: str, attempt: int) -> None:
+    async def attempt_start(
+        self, request: RequestInfo, provider: str, attempt: int, slot: ProviderSlot
+    ) -> None:
         await _call(
-            self._relay.on_attempt_start, request=request, provider=provider, attempt=attempt
+            self._relay.on_attempt_start,
+            request=request,
+            provider=provider,
+            attempt=attempt,
+            slot=slot,
         )
 
     async def attempt_success(
-        self, request: RequestInfo, provider: str, attempt: int, latency: float
+        self, request: RequestInfo, provider: str, attempt: int, latency: float, result: Completion
     ) -> None:
         await _call(
             self._relay.on_attempt_success,
@@ -54,6 +61,7 @@ class LifecycleHooks:
             provider=provider,
             attempt=attempt,
             latency=latency,
+            result=result,
         )
 
     async def attempt_error(

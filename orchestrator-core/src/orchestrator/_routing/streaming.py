@@ -269,7 +269,19 @@ async def stream_request(
                 )
             final = chunk
             if hooks is not None and request is not None:
-                await hooks.attempt_success(request, name, lease.attempt, latency)
+                done = Completion(
+                    "".join(parts),
+                    name,
+                    model,
+                    chunk.finish_reason,
+                    usage,
+                    chunk.request_id,
+                    latency,
+                    cost,
+                    tool_calls=tuple(calls),
+                    parsed=parsed,
+                )
+                await hooks.attempt_success(request, name, lease.attempt, latency, done)
             yield chunk
             await _drain(call, stream)
         finally:

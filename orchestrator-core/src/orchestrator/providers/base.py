@@ -330,8 +330,9 @@ class BaseProvider(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} has no embeddings")
 
     def embedding_space(self) -> EmbeddingSpace | None:
-        """The vector space :meth:`embed` answers in (None: no embeddings). Providers of
-        one space may answer for each other; the router never mixes two spaces."""
+        """The vector space :meth:`embed` answers in. Providers of one space may answer for
+        each other; the router never mixes two spaces. None: this instance has no
+        embeddings (the router then never asks it, even though the class has ``embed``)."""
         return None
 
     @classmethod

@@ -38,7 +38,7 @@ What the standard tests check:
   that arrives whole, several calls in one answer, structured output parsed and an invalid
   answer refused with its raw text, embeddings one per text, in order, of the declared
   dimension. These need the app to be a :class:`~orchestrator.testing.ScriptableModel`
-  (``script_tool_calls``, ``script_reply``); they are not collected for capabilities the
+  (``call_tools_next``, ``reply_next``); they are not collected for capabilities the
   provider does not declare, and appear when it does.
 
 A standard test you cannot pass yet must be overridden and marked, never deleted::
@@ -729,7 +729,7 @@ class ProviderContract:
         if not isinstance(app, ScriptableModel):
             pytest.fail(
                 f"{type(app).__name__} cannot script the model's answers; the capability "
-                "tests need an app with script_tool_calls() and script_reply() "
+                "tests need an app with call_tools_next() and reply_next() "
                 "(orchestrator.testing.ScriptableModel)"
             )
         return app
@@ -746,8 +746,8 @@ class ProviderContract:
         the result goes back in a ``tool`` message, and the model answers with text."""
         model = self.scripted_model(app)
         params = GenerationParams(tools=[self.weather_tool])
-        model.script_tool_calls([("get_weather", {"city": "Moscow"})])
-        model.script_reply("It is 8 degrees in Moscow.")
+        model.call_tools_next(("get_weather", {"city": "Moscow"}))
+        model.reply_next("It is 8 degrees in Moscow.")
         async with self._router(server) as router:
             with anyio.fail_after(self.call_timeout):
                 first = await router.chat(self.messages(), params)
@@ -774,7 +774,7 @@ class ProviderContract:
         the last chunk says ``tool_calls``."""
         model = self.scripted_model(app)
         arguments = {"city": 'Нижний Новгород, набережная "Федоровского"'}
-        model.script_tool_calls([("get_weather", arguments)])
+        model.call_tools_next(("get_weather", arguments))
         params = GenerationParams(tools=[self.weather_tool])
         async with self.make_provider(server) as provider:
             with anyio.fail_after(self.call_timeout):
@@ -782,7 +782,7 @@ class ProviderContract:
         calls = [call for chunk in chunks for call in chunk.tool_calls]
         assert [(c.name, dict(c.arguments)) for c in calls] == [("get_weather", arguments)]
         assert chunks[-1].finish_reason == "tool_calls"
-        model.script_tool_calls([("get_weather", arguments)])
+        model.call_tools_next(("get_weather", arguments))
         async with self._router(server) as router:
             with anyio.fail_after(self.call_timeout):
                 routed = [c async for c in router.chat_stream(self.messages(), params)]
@@ -791,10 +791,10 @@ class ProviderContract:
     async def test_parallel_tool_calls(self, server: LoopbackServer, app: ScriptableApp) -> None:
         """Several calls in one answer arrive in order, and go back in one conversation."""
         model = self.scripted_model(app)
-        model.script_tool_calls(
-            [("get_weather", {"city": "Moscow"}), ("get_weather", {"city": "Kazan"})]
+        model.call_tools_next(
+            ("get_weather", {"city": "Moscow"}), ("get_weather", {"city": "Kazan"})
         )
-        model.script_reply("Both are cold.")
+        model.reply_next("Both are cold.")
         params = GenerationParams(tools=[self.weather_tool])
         async with self._router(server) as router:
             with anyio.fail_after(self.call_timeout):
@@ -822,8 +822,8 @@ class ProviderContract:
             n: int
 
         model = self.scripted_model(app)
-        model.script_reply('{"answer": "ok", "n": 3}')
-        model.script_reply('{"answer": "ok"}')
+        model.reply_next('{"answer": "ok", "n": 3}')
+        model.reply_next('{"answer": "ok"}')
         async with self._router(server) as router:
             with anyio.fail_after(self.call_timeout):
                 good = await router.chat(self.messages(), {"response_format": Answer})

@@ -5,28 +5,38 @@ format closely enough for a provider written against it to work against vLLM, ll
 OpenRouter and friends:
 
 - ``POST /v1/chat/completions`` (JSON, or SSE with ``"stream": true``, ending ``data: [DONE]``,
-  with a usage chunk first when ``stream_options.include_usage`` is set);
+  with a usage chunk first when ``stream_options.include_usage`` is set), with ``tools`` /
+  ``tool_choice`` / ``tool`` messages and ``response_format`` checked for shape; tool calls
+  stream as OpenAI does, their arguments split across several deltas;
+- ``POST /v1/embeddings`` (``float`` or ``base64`` vectors of ``embedding_dimension``
+  numbers that depend on the text only);
 - ``GET /v1/models`` (a cheap health-check target);
 - errors as ``{"error": {"message", "type", "param", "code"}}`` with ``x-request-id`` and,
   when scripted, ``Retry-After``.
 
 The answer is ``"Echo: <last user message>"`` unless ``reply`` is set, so a test can predict
-it. Failures are scripted through the :class:`~orchestrator.testing.ScriptableApp` methods::
+it. Failures are scripted through the :class:`~orchestrator.testing.ScriptableApp` methods,
+the model's answers through the :class:`~orchestrator.testing.ScriptableModel` ones::
 
     app = FakeOpenAIServer(api_key="sk-test")
     with LoopbackServer(app) as server:
         app.fail_next(429, retry_after=0.05)   # the next API call is rate limited
         app.cut_next_stream(after_chunks=1)    # the next stream ends without its final event
+        app.call_tools_next(("get_weather", {"city": "Moscow"}))  # the next answer calls it
+        app.reply_next('{"answer": "ok"}')     # and the one after that says this
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
 import json
 import re
+import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +92,69 @@ class _Failure:
     message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Scripted:
+    text: str = ""
+    calls: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+
+
+def _vector(text: str, dimension: int) -> list[float]:
+    """A unit-length vector that depends on ``text`` only."""
+    numbers: list[float] = []
+    counter = 0
+    while len(numbers) < dimension:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        numbers.extend(b / 127.5 - 1.0 for b in digest)
+        counter += 1
+    numbers = numbers[:dimension]
+    norm = sum(x * x for x in numbers) ** 0.5 or 1.0
+    # Rounded through float32, so float and base64 answers are the same numbers.
+    return [struct.unpack("<f", struct.pack("<f", x / norm))[0] for x in numbers]
+
+
+def _request_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a chat request's tools/response_format, if anything."""
+    tools = body.get("tools")
+    names: set[str] = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            return "'tools' must be a list"
+        for tool in tools:
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict) or tool.get("type") != "function" or not function:
+                return "each tool must be {'type': 'function', 'function': {...}}"
+            if not isinstance(function.get("name"), str):
+                return "a tool's function needs a 'name'"
+            if not isinstance(function.get("parameters", {}), dict):
+                return "a tool's 'parameters' must be a JSON Schema object"
+            names.add(function["name"])
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, dict):
+            name = (choice.get("function") or {}).get("name")
+            if name not in names:
+                return f"tool_choice names {name!r}, which is not in 'tools'"
+        elif choice not in ("auto", "none", "required"):
+            return "tool_choice must be 'auto', 'none', 'required' or a named function"
+    for message in body.get("messages") or ():
+        if (
+            isinstance(message, dict)
+            and message.get("role") == "tool"
+            and not message.get("tool_call_id")
+        ):
+            return "a 'tool' message needs 'tool_call_id'"
+    response_format = body.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind == "json_schema":
+            spec = response_format.get("json_schema")
+            if not isinstance(spec, dict) or not spec.get("name") or "schema" not in spec:
+                return "response_format json_schema needs 'name' and 'schema'"
+        elif kind not in ("json_object", "text"):
+            return "response_format type must be 'text', 'json_object' or 'json_schema'"
+    return None
+
+
 def _split_words(text: str) -> list[str]:
     """Stream pieces: each word with the whitespace after it (never cumulative)."""
     return re.findall(r"\S+\s*|\s+", text) or [""]
@@ -92,7 +165,8 @@ class FakeOpenAIServer:
 
     ``api_key``: the bearer token every API call must carry (None accepts any request).
     ``model``: the model reported when a request names none. ``reply``: a fixed answer
-    instead of the echo. Every scripting method is thread-safe.
+    instead of the echo. ``embedding_dimension``: the length of its embeddings. Every
+    scripting method is thread-safe.
     """
 
     def __init__(
@@ -101,10 +175,13 @@ class FakeOpenAIServer:
         api_key: str | None = "sk-fake-orchestrator-key",
         model: str = "fake-model",
         reply: str | None = None,
+        embedding_dimension: int = 8,
     ) -> None:
         self.api_key = api_key
         self.model = model
         self.reply = reply
+        self.embedding_dimension = embedding_dimension
+        self._script: collections.deque[_Scripted] = collections.deque()
         self.latency = 0.0
         self.outage = False
         self.requests: list[RecordedRequest] = []
@@ -139,6 +216,23 @@ class FakeOpenAIServer:
         with self._lock:
             self._cuts.extend(after_chunks for _ in range(times))
 
+    # -- ScriptableModel -------------------------------------------------------------------
+
+    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None:
+        """The next ``times`` chat answers call these tools, in order."""
+        if not calls or times < 1:
+            raise ValueError("call_tools_next() needs at least one call and times >= 1")
+        scripted = _Scripted(calls=tuple((name, dict(args)) for name, args in calls))
+        with self._lock:
+            self._script.extend(scripted for _ in range(times))
+
+    def reply_next(self, text: str, *, times: int = 1) -> None:
+        """The next ``times`` chat answers are ``text``."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._script.extend(_Scripted(text=text) for _ in range(times))
+
     @property
     def request_count(self) -> int:
         """API calls received so far."""
@@ -168,6 +262,7 @@ class FakeOpenAIServer:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         routes = {
             ("POST", "/v1/chat/completions"): self._chat,
+            ("POST", "/v1/embeddings"): self._embeddings,
             ("GET", "/v1/models"): self._models,
         }
         handler = routes.get((method, path))
@@ -238,10 +333,31 @@ class FakeOpenAIServer:
                 send, 400, "'messages' must be a non-empty list", request_id=request_id
             )
             return
+        problem = _request_problem(body)
+        if problem is not None:
+            await self._error(send, 400, problem, request_id=request_id)
+            return
         model = body.get("model") or self.model
-        text = self.answer_for(messages)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-        completion_tokens = len(text.split())
+        with self._lock:
+            scripted = self._script.popleft() if self._script else None
+        calls: list[dict[str, Any]] = (
+            []
+            if scripted is None
+            else [
+                {
+                    "id": f"call_{request_id}_{index}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args, ensure_ascii=False)},
+                }
+                for index, (name, args) in enumerate(scripted.calls)
+            ]
+        )
+        text = self.answer_for(messages) if scripted is None else scripted.text
+        finish = "tool_calls" if calls else "stop"
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
+        completion_tokens = len(text.split()) + sum(
+            len(c["function"]["arguments"]) // 4 for c in calls
+        )
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -260,8 +376,12 @@ class FakeOpenAIServer:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "message": {
+                                "role": "assistant",
+                                "content": None if calls else text,
+                                **({"tool_calls": calls} if calls else {}),
+                            },
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": usage,
@@ -296,12 +416,31 @@ class FakeOpenAIServer:
             }
             return f"data: {json.dumps(chunk)}\n\n".encode()
 
-        for index, piece in enumerate(_split_words(text)):
+        deltas: list[dict[str, Any]] = []
+        for position, call in enumerate(calls):
+            # As OpenAI streams them: id and name first, then the arguments in fragments.
+            arguments = call["function"]["arguments"]
+            third = max(1, len(arguments) // 3)
+            head = {"index": position, "id": call["id"], "type": "function"}
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {**head, "function": {"name": call["function"]["name"], "arguments": ""}}
+                    ]
+                }
+            )
+            for start in range(0, len(arguments), third):
+                piece = arguments[start : start + third]
+                deltas.append(
+                    {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}
+                )
+        if not calls:
+            deltas = [{"content": piece} for piece in _split_words(text)]
+        for index, delta in enumerate(deltas):
             if cut is not None and index >= cut:
                 break
-            delta: dict[str, str] = {"content": piece}
             if index == 0:
-                delta["role"] = "assistant"
+                delta = {"role": "assistant", **delta}
             await send(
                 {
                     "type": "http.response.body",
@@ -310,13 +449,44 @@ class FakeOpenAIServer:
                 }
             )
         if cut is None:
-            tail = event([{"index": 0, "delta": {}, "finish_reason": "stop"}])
+            tail = event([{"index": 0, "delta": {}, "finish_reason": finish}])
             if include_usage:
                 tail += event([], usage=usage)
             tail += b"data: [DONE]\n\n"
         else:
             tail = b""  # a truncated stream: no final chunk, no [DONE]
         await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _embeddings(self, send: Send, body: Any, request_id: str) -> None:
+        texts = body.get("input") if isinstance(body, dict) else None
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            await self._error(
+                send, 400, "'input' must be a string or a non-empty list of strings",
+                request_id=request_id,
+            )  # fmt: skip
+            return
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            await self._error(
+                send, 400, "encoding_format must be 'float' or 'base64'", request_id=request_id
+            )
+            return
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = _vector(text, self.embedding_dimension)
+            if encoding == "base64":
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(t.split()) for t in texts)
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": body.get("model") or self.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        await self._json(send, 200, payload, request_id)
 
     async def _json(self, send: Send, status: int, payload: Any, request_id: str) -> None:
         await self._respond(send, status, json.dumps(payload).encode(), request_id, None)

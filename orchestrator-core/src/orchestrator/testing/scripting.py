@@ -4,7 +4,7 @@ emulators, so tests, the contract kit and ``orchestrator demo`` drive any of the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["ScriptableApp", "ScriptableModel"]
@@ -56,10 +56,8 @@ class ScriptableModel(Protocol):
     not match the request's schema, which is how the failure paths are tested.
     """
 
-    def script_tool_calls(
-        self, calls: Sequence[tuple[str, Mapping[str, Any]]], *, times: int = 1
-    ) -> None:
+    def call_tools_next(self, *calls: tuple[str, Mapping[str, Any]], times: int = 1) -> None:
         """The next ``times`` answers call these tools (``(name, arguments)``, in order)."""
 
-    def script_reply(self, text: str, *, times: int = 1) -> None:
+    def reply_next(self, text: str, *, times: int = 1) -> None:
         """The next ``times`` answers are ``text`` (e.g. JSON for structured output)."""

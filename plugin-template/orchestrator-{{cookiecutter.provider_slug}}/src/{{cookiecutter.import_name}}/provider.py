@@ -116,6 +116,16 @@ class {{ cookiecutter.class_name }}(BaseProvider):
     DEFAULT_BASE_URL: str = "{{ cookiecutter.default_base_url }}"
     DEFAULT_MODEL: str = "{{ cookiecutter.default_model }}"
 
+    # Capabilities beyond plain chat and streaming: what the router may send here. Each one
+    # you switch on must be on the wire (``_payload``) and in the answer (``_completion``,
+    # ``_event``), and adds the contract kit's standard test of it to your test suite:
+    # tools (``params.tools``/``tool_choice``, ``tool`` messages -> ``Completion.tool_calls``),
+    # several tool calls in one answer, and ``params.response_format`` (the router parses and
+    # validates the answer). Embeddings: override ``embed()`` and ``embedding_space()``.
+    supports_tools = False
+    supports_parallel_tool_calls = False
+    supports_structured_output = False
+
     # -- HTTP -----------------------------------------------------------------------------
 
     def _create_http_client(self) -> httpx.AsyncClient:
