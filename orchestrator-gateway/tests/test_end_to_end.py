@@ -74,9 +74,8 @@ def stack(serve: Callable[[Gateway], str]) -> Iterator[Stack]:
             raw.append(response.text)
             raw.append(json.dumps(dict(response.headers)))
 
-        import httpx2
-
-        http_client = httpx2.Client(event_hooks={"response": [record]})
+        # The SDK's own client class (httpx2 on openai 3.x, httpx before), with a hook.
+        http_client = openai.DefaultHttpxClient(event_hooks={"response": [record]})
         client = openai.OpenAI(
             base_url=serve(app), api_key=CLIENT_KEY, max_retries=0, http_client=http_client
         )
