@@ -169,6 +169,8 @@ async def test_embeddings_base64_is_packed_float32(kit: SimpleNamespace, gateway
         ({"model": "default", "input": "x", "dimensions": 3}, "dimensions"),
         ({"input": "x"}, "model"),
         ({"model": "a/other", "input": "x"}, "model"),
+        ({"model": "x\ny", "input": "x"}, "model"),
+        ({"model": "m" * 300, "input": "x"}, "model"),
         ([1, 2], None),
     ],
 )

@@ -12,7 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Mapping,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -302,7 +309,7 @@ class Gateway:
         send: Send,
         status: int,
         value: Any,
-        headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
+        headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         body = _dumps(value)
         await send(

@@ -83,6 +83,8 @@ def _model(body: Mapping[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("model: a model name is required (GET /v1/models lists them)", "model")
+    if len(model) > 256 or not model.isprintable():
+        raise bad_request("model: at most 256 printable characters", "model")
     return model
 
 
