@@ -303,14 +303,9 @@ class Router:
             view.strategy_name = getattr(strategy, "name", type(strategy).__name__)
         view._slots = [self._by_name[name] for name in names]
         view._by_name = {slot.name: slot for slot in view._slots}
-        engine = self._engine
-        view._engine = Engine(
-            view._slots,
-            on_limit=engine.on_limit,
-            hedge_after=engine.hedge_after,
-            sleep=engine.sleep,
-            on_invalid_output=engine.on_invalid_output,
-        )
+        # The same engine settings (and whatever else it holds) over the view's providers.
+        view._engine = copy.copy(self._engine)
+        view._engine.slots = view._slots
         return view
 
     @property
