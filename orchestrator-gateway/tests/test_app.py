@@ -527,3 +527,33 @@ async def test_shared_key_state_counts_requests_in_the_routers_shared_state(
     assert {scope for scope, _, _ in shared.calls} == {"gateway-key:alice"}
     alice = next(c for c in app.keyring._by_hash.values() if c.name == "alice")
     assert await state.spent(alice) == Decimal("0.06")
+
+
+async def test_a_body_that_never_arrives_is_a_408(kit: SimpleNamespace, gateway_for: Any) -> None:
+    import anyio
+
+    a = kit.Scripted("a")
+    app = gateway_for(kit.router(a), body_timeout=0.05)
+    sent: list[Any] = []
+    first = True
+
+    async def receive() -> Any:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b'{"model": ', "more_body": True}
+        await anyio.sleep_forever()
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "headers": [(b"authorization", AUTH["authorization"].encode())],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"]["code"] == "request_timeout"
+    assert a.seen == []

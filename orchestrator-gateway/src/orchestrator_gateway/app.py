@@ -250,17 +250,25 @@ class Gateway:
                 raise too_large
         parts: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            parts.append(chunk)
-            if not message.get("more_body", False):
-                break
+        # A client trickling its body (slowloris) holds a connection: only so long.
+        with anyio.move_on_after(self.settings.body_timeout) as waited:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                parts.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if waited.cancelled_caught:
+            raise GatewayError(
+                408,
+                f"The request body took longer than {self.settings.body_timeout:g}s to arrive",
+                code="request_timeout",
+            )
         try:
             return json.loads(b"".join(parts))
         except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode

@@ -105,6 +105,9 @@ class GatewaySettings(BaseModel):
     max_request_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body accepted (413)."
     )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a client may take to send its request body (408)."
+    )
     max_embedding_inputs: int = Field(default=2048, ge=1)
     shutdown_timeout: float = Field(
         default=30.0, gt=0, description="Seconds in-flight requests get to finish on SIGTERM."
