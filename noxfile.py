@@ -31,6 +31,7 @@ PACKAGES = {
     "orchestrator-ollama": "orchestrator-ollama",
     "orchestrator-otel": "orchestrator-otel",
     "orchestrator-redis": "orchestrator-redis",
+    "orchestrator-gateway": "orchestrator-gateway",
 }
 #: The wheelhouse `nox -s build` leaves behind; the install docs use it with --find-links.
 WHEELHOUSE = ROOT / "dist"
@@ -47,7 +48,10 @@ EDITABLE = [
     "./orchestrator-ollama[emulator]",
     "-e",
     "./orchestrator-otel[test]",
+    "-e",
     "./orchestrator-redis",  # its tests start a real redis-server (Debian: redis-server)
+    "-e",
+    "./orchestrator-gateway[test]",
 ]
 COVERAGE_FLOOR = 90
 
@@ -192,12 +196,15 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider): a smoke
+    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider; the
+    gateway vs the router in-process): a smoke
     run by default (small counts, figures printed, nothing asserted); `nox -s bench -- --full`
     measures properly and rewrites docs/performance.md; `-- --profile` ranks where the extra
     time goes."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)
+    # The gateway against the router in-process (figures printed, never asserted).
+    session.run("python", "bench/gateway.py", *session.posargs)
 
 
 #: The soak's size in CI: each backend (asyncio, trio) makes this many requests.

@@ -68,4 +68,8 @@ exporter = PrometheusExporter()
 orchestrator_otel.configure(prometheus=exporter)
 assert asyncio.run(main()) == "Mock response to: smoke"
 assert b"gen_ai_client_operation_duration_seconds_bucket" in exporter.exposition()[0]
+
+import orchestrator_gateway  # noqa: E402  (the gateway wheel: importable, typed)
+
+assert (Path(orchestrator_gateway.__file__).parent / "py.typed").exists()
 print("smoke ok:", sys.version.split()[0], sorted(registry.providers))

@@ -51,6 +51,7 @@ OURS = (
     "orchestrator-ollama",
     "orchestrator-otel",
     "orchestrator-redis",
+    "orchestrator-gateway",
 )
 #: What a scratch clone holds.
 CLONE = (
@@ -61,6 +62,7 @@ CLONE = (
     "orchestrator-ollama",
     "orchestrator-otel",
     "orchestrator-redis",
+    "orchestrator-gateway",
 )
 CLONE_EXTRA = ("plugin-template", "examples")
 

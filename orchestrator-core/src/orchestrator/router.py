@@ -19,6 +19,7 @@ Promises (each has a test):
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import itertools
 import math
@@ -289,6 +290,32 @@ class Router:
     def get_provider(self, name: str) -> BaseProvider:
         """The provider called ``name``."""
         return self._by_name[name].provider
+
+    def view(self, providers: Sequence[str], strategy: str | Strategy | None = None) -> Router:
+        """A router over some of this router's providers with a strategy of its own (default:
+        this router's), sharing everything else: each provider's breaker, health, limits and
+        budget, the router's budget and spend, deadline and hooks. The gateway's virtual
+        models are views. Add providers to this router, not to a view."""
+        names = list(providers)
+        unknown = [name for name in names if name not in self._by_name]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ConfigurationError(
+                f"a view needs distinct provider names of this router; got {names!r}, "
+                f"have: {', '.join(self._by_name)}"
+            )
+        view = copy.copy(self)
+        if isinstance(strategy, str):
+            view.strategy = self.registry.strategy_class(strategy)()
+            view.strategy_name = strategy
+        elif strategy is not None:
+            view.strategy = strategy
+            view.strategy_name = getattr(strategy, "name", type(strategy).__name__)
+        view._slots = [self._by_name[name] for name in names]
+        view._by_name = {slot.name: slot for slot in view._slots}
+        # The same engine settings (and whatever else it holds) over the view's providers.
+        view._engine = copy.copy(self._engine)
+        view._engine.slots = view._slots
+        return view
 
     @property
     def slots(self) -> list[ProviderSlot]:

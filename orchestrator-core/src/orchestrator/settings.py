@@ -189,7 +189,7 @@ class ProviderRouting(BaseModel):
 
 
 class RouterSettings(BaseModel):
-    """Top-level keys; each field except ``breaker`` and ``providers`` is passed to
+    """Top-level keys; each field except ``breaker``, ``providers`` and ``gateway`` is passed to
     ``Router(...)`` by name."""
 
     model_config = _STRICT
@@ -236,6 +236,11 @@ class RouterSettings(BaseModel):
         description='Shared state (table `[state]`): `backend = "redis"` (from '
         "`orchestrator-redis`) and its options (`url`, `prefix`, `timeout`, "
         "`retry_interval`); see deploying.md. Unset: state stays in this process.",
+    )
+    gateway: dict[str, Any] | None = Field(
+        default=None,
+        description="Table `[gateway]`: settings of `orchestrator serve` (read by "
+        "orchestrator-gateway; the router ignores it).",
     )
 
     @field_validator("hedge_after")
@@ -447,7 +452,7 @@ def load_settings(
 
 
 def _router_kwargs(settings: RouterSettings) -> dict[str, Any]:
-    kwargs = settings.model_dump(exclude={"breaker", "providers", "state"})
+    kwargs = settings.model_dump(exclude={"breaker", "providers", "state", "gateway"})
     kwargs["breaker"] = BreakerConfig(**settings.breaker.model_dump())  # type: ignore[attr-defined]
     if settings.state is not None:
         kwargs["state"] = _shared_state(settings.state)
