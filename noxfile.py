@@ -31,6 +31,8 @@ PACKAGES = {
     "orchestrator-openai": "orchestrator-openai",
     "orchestrator-ollama": "orchestrator-ollama",
     "orchestrator-otel": "orchestrator-otel",
+    "orchestrator-redis": "orchestrator-redis",
+    "orchestrator-gateway": "orchestrator-gateway",
     "orchestrator-langchain": "orchestrator-langchain",
 }
 #: Packages whose tests run in a session of their own (and check their coverage there).
@@ -50,6 +52,10 @@ EDITABLE = [
     "./orchestrator-ollama[emulator]",
     "-e",
     "./orchestrator-otel[test]",
+    "-e",
+    "./orchestrator-redis",  # its tests start a real redis-server (Debian: redis-server)
+    "-e",
+    "./orchestrator-gateway[test]",
     "-e",
     "./orchestrator-langchain",
 ]
@@ -233,12 +239,15 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider): a smoke
+    """Full-stack benchmark (raw httpx vs provider vs Router, per shipped provider; the
+    gateway vs the router in-process): a smoke
     run by default (small counts, figures printed, nothing asserted); `nox -s bench -- --full`
     measures properly and rewrites docs/performance.md; `-- --profile` ranks where the extra
     time goes."""
     session.install(*EDITABLE)
     session.run("python", "bench/overhead.py", *session.posargs)
+    # The gateway against the router in-process (figures printed, never asserted).
+    session.run("python", "bench/gateway.py", *session.posargs)
 
 
 #: The soak's size in CI: each backend (asyncio, trio) makes this many requests.
@@ -253,3 +262,7 @@ def soak(session: nox.Session) -> None:
     `nox -s soak -- --requests 10000 --backend asyncio --seed 1234`."""
     session.install(*EDITABLE, "trio>=0.25")
     session.run("python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, *session.posargs)
+    if not session.posargs:  # and once with shared state on Redis, killed mid-run
+        session.run(
+            "python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, "--no-matrix", "--redis"
+        )

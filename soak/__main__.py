@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -17,6 +18,9 @@ from soak import report
 from soak.chaos import Result, soak
 from soak.checks import install_server_log, watching
 from soak.world import World
+
+if TYPE_CHECKING:
+    from orchestrator_redis.testing import RedisServer
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -47,6 +51,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also measure the fault matrix (each fault x provider, sequentially)",
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="share the router's state through a redis-server of its own (orchestrator-redis), "
+        "killed and restarted with every outage",
     )
     parser.add_argument(
         "--trace",
@@ -83,6 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_server_log()
     world = World()
     world.start()
+    redis = None
+    if args.redis:
+        from orchestrator_redis.testing import RedisServer
+
+        redis = RedisServer()
+        redis.start()
+        print(f"redis: {redis.url}")
     print("backends: " + ", ".join(f"{b.name} {b.server.base_url}" for b in world.backends))
     failed = False
     try:
@@ -97,17 +114,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in backends:
             world.reset()
             with watching() as incidents:
-                result: Result = anyio.run(_soak, world, args, backend=backend)
+                result: Result = anyio.run(_soak, world, args, redis, backend=backend)
             result.incidents = incidents
             failed |= not _print(result)
     finally:
         world.stop()
+        if redis is not None:
+            redis.stop()
         faulthandler.cancel_dump_traceback_later()
     print("\nsoak: FAILED" if failed else "\nsoak: passed", flush=True)
     return 1 if failed else 0
 
 
-async def _soak(world: World, args: argparse.Namespace) -> Result:
+async def _soak(world: World, args: argparse.Namespace, redis: RedisServer | None) -> Result:
     return await soak(
         world,
         seed=args.seed,
@@ -115,6 +134,7 @@ async def _soak(world: World, args: argparse.Namespace) -> Result:
         concurrency=args.concurrency,
         fault_rate=args.fault_rate,
         outages=args.outages,
+        redis=redis,
     )
 
 

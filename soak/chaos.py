@@ -7,6 +7,7 @@ import collections
 import random
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import sniffio
@@ -16,6 +17,9 @@ from soak import checks
 from soak.faults import Injector
 from soak.workload import Record, plans, run
 from soak.world import World, build_router
+
+if TYPE_CHECKING:
+    from orchestrator_redis.testing import RedisServer
 
 #: Seconds a worker waits at least after a request no provider was asked for.
 PAUSE_WHEN_REFUSED = 0.05
@@ -44,6 +48,8 @@ class Result:
     rss_end: int | None = None
     faults: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
     incidents: checks.Incidents = field(default_factory=checks.Incidents)
+    #: With --redis: the shared state's report (outages, faults, totals compared).
+    shared: dict[str, Any] | None = None
 
 
 async def soak(
@@ -54,6 +60,7 @@ async def soak(
     concurrency: int,
     fault_rate: float,
     outages: int,
+    redis: RedisServer | None = None,
 ) -> Result:
     """Run the chaos soak on the current event loop; the result, not yet judged."""
     library = sniffio.current_async_library()
@@ -61,7 +68,15 @@ async def soak(
     result.providers = [b.name for b in world.backends]
     todo = plans(seed, requests, world.backends, native=library == "asyncio", fault_rate=fault_rate)
     providers = world.providers()
-    router = build_router(providers)
+    state = None
+    if redis is not None:
+        from orchestrator_redis import RedisState
+
+        state = RedisState(
+            redis.url, prefix=f"soak-{seed}-{library}", timeout=0.25, retry_interval=0.2
+        )
+        await state.__aenter__()  # before the task baseline: its tasks are not leaks
+    router = build_router(providers, state=state)
     rng = random.Random(seed + 1)
     injector = Injector(seed + 2)
     at_rest: dict[str, tuple[int, int]] = {}
@@ -110,6 +125,11 @@ async def soak(
             target = rng.choice(targets)
             await world.outage(target, rng.uniform(0.1, 0.4))
             result.restarts[target.name] += 1
+            if redis is not None:  # and Redis itself: killed, then back (empty)
+                redis.stop()
+                await anyio.sleep(rng.uniform(0.1, 0.4))
+                await anyio.to_thread.run_sync(redis.start)
+                result.restarts["redis"] += 1
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:
@@ -118,6 +138,8 @@ async def soak(
             for _ in range(concurrency):
                 workers.start_soon(worker)
     result.elapsed = time.perf_counter() - started
+    if state is not None and redis is not None:
+        result.shared = await _shared_report(router, state, redis)
 
     result.pools = {name: checks.pool_usage(p) for name, p in providers.items()}
     result.counters = checks.router_counters(router)
@@ -131,6 +153,28 @@ async def soak(
     result.rss_end = checks.rss_bytes()
     await router.aclose()
     return result
+
+
+async def _shared_report(router: Router, state: Any, redis: RedisServer) -> dict[str, Any]:
+    """Push once Redis answers again, compare its totals with the router's own, leave."""
+    with anyio.move_on_after(10):
+        await state.sync()
+        while not state.connected:
+            await anyio.sleep(0.05)
+            await state.sync()
+    mismatches = []
+    for slot in router.slots:
+        shared = int(redis.command("HGET", f"{state.prefix}:totals", f"ok:{slot.name}") or 0)
+        if shared != slot.stats.successes:
+            mismatches.append(f"{slot.name}: Redis {shared}, router {slot.stats.successes}")
+    report = {
+        "connected": state.connected,
+        "faults": state.faults,
+        "last_fault": state.last_fault,
+        "mismatches": mismatches,
+    }
+    await state.__aexit__(None, None, None)
+    return report
 
 
 def _pause(router: Router) -> float:

@@ -121,6 +121,21 @@ def verdict(result: Result) -> list[Check]:
         _zero("emulator errors (besides scripted resets)", len(incidents.server_errors)),
         _zero("asyncio transport errors on the client's loop", len(incidents.client_log)),
     ]
+    if result.shared is not None:
+        shared = result.shared
+        checks.append(
+            Check(
+                "Redis killed and restarted; the router noticed and came back",
+                f"{result.restarts['redis']} kill(s), {shared['faults']} fault(s), "
+                f"{'connected' if shared['connected'] else 'NOT connected'} at the end"
+                + ("" if shared["connected"] else f" (last fault: {shared['last_fault']})"),
+                ">= 1 kill, >= 1 fault, connected",
+                result.restarts["redis"] >= 1 and shared["faults"] >= 1 and shared["connected"],
+            )
+        )
+        checks.append(
+            _zero("shared totals differing from the router's own", len(shared["mismatches"]))
+        )
     if result.concurrency == 1:
         checks.append(_zero("requests that left a connection busy", _count(result, "left")))
     if result.rss_third is not None and result.rss_end is not None:

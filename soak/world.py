@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,6 +26,9 @@ from orchestrator_gigachat import GigaChatProvider
 from orchestrator_gigachat import emulator as giga
 from orchestrator_yandexgpt import YandexGPTProvider
 from orchestrator_yandexgpt import emulator as yandex
+
+if TYPE_CHECKING:
+    from orchestrator.state import SharedState
 
 #: Provider settings: fast retries so a run meets many faults quickly.
 MAX_RETRIES = 2
@@ -171,10 +174,16 @@ def build_router(
     timeout: float | None = ATTEMPT_TIMEOUT,
     first_chunk_timeout: float | None = FIRST_CHUNK_TIMEOUT,
     priorities: dict[str, int] | None = None,
+    state: SharedState | None = None,
 ) -> Router:
-    """A router over ``providers`` with the soak's fast breaker and a concurrency limit."""
+    """A router over ``providers`` with the soak's fast breaker and a concurrency limit
+    (and ``state`` shared through Redis with ``--redis``)."""
     router = Router(
-        strategy, deadline=deadline, first_chunk_timeout=first_chunk_timeout, breaker=BREAKER
+        strategy,
+        deadline=deadline,
+        first_chunk_timeout=first_chunk_timeout,
+        breaker=BREAKER,
+        state=state,
     )
     for name, provider in providers.items():
         router.add_provider(

@@ -69,6 +69,10 @@ orchestrator_otel.configure(prometheus=exporter)
 assert asyncio.run(main()) == "Mock response to: smoke"
 assert b"gen_ai_client_operation_duration_seconds_bucket" in exporter.exposition()[0]
 
+import orchestrator_gateway  # noqa: E402  (the gateway wheel: importable, typed)
+
+assert (Path(orchestrator_gateway.__file__).parent / "py.typed").exists()
+
 # orchestrator-langchain: its wheel brings langchain-core, and the chat model answers.
 import orchestrator_langchain  # noqa: E402
 

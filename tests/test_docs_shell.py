@@ -50,6 +50,8 @@ OURS = (
     "orchestrator-openai",
     "orchestrator-ollama",
     "orchestrator-otel",
+    "orchestrator-redis",
+    "orchestrator-gateway",
     "orchestrator-langchain",
 )
 #: What a scratch clone holds.
@@ -60,6 +62,8 @@ CLONE = (
     "orchestrator-openai",
     "orchestrator-ollama",
     "orchestrator-otel",
+    "orchestrator-redis",
+    "orchestrator-gateway",
     "orchestrator-langchain",
 )
 CLONE_EXTRA = ("plugin-template", "examples")

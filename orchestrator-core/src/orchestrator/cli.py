@@ -640,6 +640,18 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return run(load_router(args), host=args.host, port=args.port, interval=args.interval)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from orchestrator_gateway.server import serve
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "orchestrator_gateway":
+            raise
+        raise UsageError(
+            "`orchestrator serve` needs the gateway: pip install orchestrator-gateway"
+        ) from None
+    return serve(args.config, host=args.host, port=args.port)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from orchestrator.demo import run_demo
 
@@ -824,6 +836,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true", help="plain log lines even on a terminal")
     p.add_argument("--seed", type=int, default=7, help="random seed of the workload")
     p.set_defaults(handler=cmd_demo)
+
+    p = commands.add_parser(
+        "serve",
+        help="serve the router as an OpenAI-compatible HTTP API (orchestrator-gateway)",
+        description="Serve /v1/chat/completions, /v1/embeddings and /v1/models over the "
+        "configured router until SIGTERM or Ctrl-C (in-flight streams finish first). "
+        "Needs the orchestrator-gateway distribution; settings in the [gateway] table.",
+    )
+    p.add_argument(
+        "--config", metavar="PATH", default="orchestrator.toml", help="TOML configuration"
+    )
+    p.add_argument("--host", help="address to bind (default: [gateway] host, 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_number(int, at_least=0, at_most=65535), help="port (default: 8000)"
+    )
+    p.set_defaults(handler=cmd_serve)
     return parser
 
 

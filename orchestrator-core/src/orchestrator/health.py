@@ -182,6 +182,9 @@ class CircuitBreaker:
         self._probes_in_flight = 0
         self._probe_successes = 0
         self._lock = threading.Lock()
+        #: Bumped whenever this breaker opens, closes or is held off by its own traffic
+        #: (not when it adopts another router's state): what a shared state publishes.
+        self.changes = 0
 
     @property
     def state(self) -> BreakerState:
@@ -253,6 +256,7 @@ class CircuitBreaker:
                     self._probe_successes = 0
                     self._events.clear()
                     self._events_bad = 0
+                    self.changes += 1
 
     def on_failure(self, error: BaseException) -> None:
         retry_after = getattr(error, "retry_after", None)
@@ -260,6 +264,7 @@ class CircuitBreaker:
             now = self.clock()
             if retry_after is not None and retry_after > 0:
                 self._hold_until = max(self._hold_until, now + retry_after)
+                self.changes += 1
             if not counts_as_failure(error):
                 if self._state == "half_open":
                     self._probes_in_flight = max(0, self._probes_in_flight - 1)
@@ -290,6 +295,26 @@ class CircuitBreaker:
         self._open_until = now + cooldown
         self._probes_in_flight = 0
         self._probe_successes = 0
+        self.changes += 1
+
+    def export(self) -> tuple[BreakerState, float, float, int]:
+        """(state, seconds left open, seconds left held, trips): what a shared state
+        publishes for the other routers."""
+        return self.state, self.open_for(), self.held_for(), self._trips
+
+    def adopt(self, open_for: float, held_for: float, trips: int) -> None:
+        """Take on another router's verdict on this provider (through a shared state): open
+        for ``open_for`` more seconds after ``trips`` trips, held off for ``held_for``."""
+        with self._lock:
+            now = self.clock()
+            if held_for > 0:
+                self._hold_until = max(self._hold_until, now + held_for)
+            if open_for > 0 and not (self._state == "open" and self._open_until >= now + open_for):
+                self._state = "open"
+                self._open_until = now + open_for
+                self._trips = max(self._trips, trips)
+                self._probes_in_flight = 0
+                self._probe_successes = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -329,9 +354,11 @@ class ProviderSlot:
     capabilities: Capabilities = field(default_factory=Capabilities)
     #: The vector space of its embeddings (``provider.embedding_space()``), if any.
     embedding_space: EmbeddingSpace | None = None
+    #: Roubles other routers spent on this provider, as a shared state last reported.
+    others_cost: Decimal = field(default_factory=Decimal)
 
     def over_budget(self) -> bool:
-        return self.budget is not None and self.stats.cost >= self.budget
+        return self.budget is not None and self.stats.cost + self.others_cost >= self.budget
 
     @property
     def name(self) -> str:

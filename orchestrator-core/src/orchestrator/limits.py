@@ -80,6 +80,21 @@ class LimitState:
                 self._token_sum += estimated_tokens
             return None
 
+    def refund(self, estimated_tokens: int = 0) -> None:
+        """Undo one :meth:`try_acquire` whose request was refused by a later check (a shared
+        state's): it no longer counts against any limit."""
+        with self._lock:
+            self.in_flight -= 1
+            if self._requests:
+                self._requests.pop()
+            if estimated_tokens:
+                tokens = self._tokens
+                for index in range(len(tokens) - 1, -1, -1):
+                    if tokens[index][1] == estimated_tokens:
+                        del tokens[index]
+                        self._token_sum -= estimated_tokens
+                        break
+
     def release(self, estimated_tokens: int = 0, actual_tokens: int | None = None) -> None:
         """End a reserved request, replacing its token estimate with the real count."""
         with self._lock:

@@ -19,6 +19,7 @@ Promises (each has a test):
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import itertools
 import math
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from orchestrator.params import GenerationParams
     from orchestrator.plugins import PluginRegistry
     from orchestrator.providers.base import BaseProvider
+    from orchestrator.state import SharedState
     from orchestrator.strategies import Strategy
     from orchestrator.types import EmbeddingKind, Embeddings
 
@@ -130,6 +132,9 @@ class Router:
     of tools not given or with arguments off their schema, or a ``response_format`` answer
     that does not validate): ``"failover"`` (default) asks the next provider,
     ``"raise"`` raises :class:`~orchestrator.errors.StructuredOutputError` at once.
+    ``state``: a :class:`~orchestrator.state.SharedState` (e.g. ``orchestrator_redis``'s)
+    whose limits, breakers and spend this router shares with others; ``async with router``
+    enters it. None (default): all state is this router's own, in memory.
     ``clock`` (breakers, health) and ``sleep`` (backoff and ``Retry-After`` waits) are
     injectable for tests.
     """
@@ -150,6 +155,7 @@ class Router:
         on_invalid_output: Literal["failover", "raise"] = "failover",
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        state: SharedState | None = None,
     ) -> None:
         if registry is None:
             from orchestrator.plugins import default_registry
@@ -184,12 +190,16 @@ class Router:
         self._slots: list[ProviderSlot] = []
         self._by_name: dict[str, ProviderSlot] = {}
         self._ledger = Ledger(None if budget is None else Decimal(str(budget)), on_usage)
+        self.state = state
+        if state is not None:
+            state.bind(self._slots, self._ledger)
         self._engine = Engine(
             self._slots,
             on_limit=on_limit,
             hedge_after=hedge_after,
             sleep=sleep,
             on_invalid_output=on_invalid_output,
+            state=state,
         )
         self._chat_op = ChatOperation(self._ledger)
         self._hooks_version = -1
@@ -280,6 +290,32 @@ class Router:
     def get_provider(self, name: str) -> BaseProvider:
         """The provider called ``name``."""
         return self._by_name[name].provider
+
+    def view(self, providers: Sequence[str], strategy: str | Strategy | None = None) -> Router:
+        """A router over some of this router's providers with a strategy of its own (default:
+        this router's), sharing everything else: each provider's breaker, health, limits and
+        budget, the router's budget and spend, deadline and hooks. The gateway's virtual
+        models are views. Add providers to this router, not to a view."""
+        names = list(providers)
+        unknown = [name for name in names if name not in self._by_name]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ConfigurationError(
+                f"a view needs distinct provider names of this router; got {names!r}, "
+                f"have: {', '.join(self._by_name)}"
+            )
+        view = copy.copy(self)
+        if isinstance(strategy, str):
+            view.strategy = self.registry.strategy_class(strategy)()
+            view.strategy_name = strategy
+        elif strategy is not None:
+            view.strategy = strategy
+            view.strategy_name = getattr(strategy, "name", type(strategy).__name__)
+        view._slots = [self._by_name[name] for name in names]
+        view._by_name = {slot.name: slot for slot in view._slots}
+        # The same engine settings (and whatever else it holds) over the view's providers.
+        view._engine = copy.copy(self._engine)
+        view._engine.slots = view._slots
+        return view
 
     @property
     def slots(self) -> list[ProviderSlot]:
@@ -730,6 +766,7 @@ class Router:
                 }
                 for slot in self._slots
             },
+            **({} if self.state is None else {"state": self.state.snapshot()}),
         }
 
     async def aclose(self) -> None:
@@ -741,7 +778,15 @@ class Router:
                 logger.warning("closing %s failed", slot.name, exc_info=True)
 
     async def __aenter__(self) -> Router:
+        if self.state is not None:
+            await self.state.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            if self.state is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.state.sync()
+                await self.state.__aexit__(*exc_info)

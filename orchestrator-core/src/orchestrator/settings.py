@@ -52,6 +52,7 @@ from orchestrator.health import BreakerConfig
 if TYPE_CHECKING:
     from orchestrator.plugins import PluginRegistry
     from orchestrator.router import Router
+    from orchestrator.state import SharedState
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -188,7 +189,7 @@ class ProviderRouting(BaseModel):
 
 
 class RouterSettings(BaseModel):
-    """Top-level keys; each field except ``breaker`` and ``providers`` is passed to
+    """Top-level keys; each field except ``breaker``, ``providers`` and ``gateway`` is passed to
     ``Router(...)`` by name."""
 
     model_config = _STRICT
@@ -229,6 +230,17 @@ class RouterSettings(BaseModel):
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="One table `[providers.NAME]` per provider instance.",
+    )
+    state: dict[str, Any] | None = Field(
+        default=None,
+        description='Shared state (table `[state]`): `backend = "redis"` (from '
+        "`orchestrator-redis`) and its options (`url`, `prefix`, `timeout`, "
+        "`retry_interval`); see deploying.md. Unset: state stays in this process.",
+    )
+    gateway: dict[str, Any] | None = Field(
+        default=None,
+        description="Table `[gateway]`: settings of `orchestrator serve` (read by "
+        "orchestrator-gateway; the router ignores it).",
     )
 
     @field_validator("hedge_after")
@@ -390,6 +402,8 @@ def load_settings(
         registry.strategy_class(settings.strategy)
     except ConfigurationError as exc:
         raise where.error(("strategy",), str(exc)) from None
+    if settings.state is not None:  # ${VAR} references (e.g. a Redis URL with a password)
+        settings.state = _expand(settings.state, ("state",), where, env)
     providers: dict[str, tuple[ProviderConfig, ProviderRouting, type[Any]]] = {}
     tables_by_name: dict[str, str] = {}  # provider name -> the table that gave it
     for name, table in settings.providers.items():
@@ -438,9 +452,36 @@ def load_settings(
 
 
 def _router_kwargs(settings: RouterSettings) -> dict[str, Any]:
-    kwargs = settings.model_dump(exclude={"breaker", "providers"})
+    kwargs = settings.model_dump(exclude={"breaker", "providers", "state", "gateway"})
     kwargs["breaker"] = BreakerConfig(**settings.breaker.model_dump())  # type: ignore[attr-defined]
+    if settings.state is not None:
+        kwargs["state"] = _shared_state(settings.state)
     return kwargs
+
+
+#: Entry-point group of shared-state backends (``orchestrator-redis`` registers ``redis``).
+STATE_GROUP = "orchestrator.state"
+
+
+def _shared_state(table: Mapping[str, Any]) -> SharedState:
+    """The backend a ``[state]`` table names, built with the table's other keys."""
+    import importlib.metadata
+
+    options = dict(table)
+    backend = options.pop("backend", None)
+    found = {ep.name: ep for ep in importlib.metadata.entry_points(group=STATE_GROUP)}
+    if not isinstance(backend, str) or backend not in found:
+        have = ", ".join(sorted(found)) or "none installed"
+        raise ConfigurationError(
+            f"[state] backend = {backend!r} is not an installed state backend (have: {have}); "
+            'install orchestrator-redis and set backend = "redis"'
+        )
+    cls = found[backend].load()
+    try:
+        state: SharedState = cls(**options)
+    except TypeError as exc:  # an unknown or missing option (names only, never values)
+        raise ConfigurationError(f"[state] backend {backend!r}: {exc}") from None
+    return state
 
 
 def router_from_config(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.errors import InvalidRequestError
@@ -103,7 +103,7 @@ def message_to_wire(message: Message, provider: str) -> dict[str, Any]:
     return wire
 
 
-def functions_for(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+def functions_for(tools: Sequence[Tool]) -> list[dict[str, Any]]:
     """``functions[]`` for ``tools``."""
     return [
         {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}

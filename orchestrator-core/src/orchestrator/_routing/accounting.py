@@ -21,12 +21,14 @@ logger = get_logger("orchestrator.router")
 class Ledger:
     """Roubles spent by one router, its budget, and the usage callback."""
 
-    __slots__ = ("_prices", "budget", "on_usage", "spent")
+    __slots__ = ("_prices", "budget", "on_usage", "others", "spent")
 
     def __init__(self, budget: Decimal | None, on_usage: UsageCallback | None) -> None:
         self.budget = budget
         self.on_usage = on_usage
         self.spent = Decimal(0)
+        #: Roubles the other routers sharing this one's state spent, as last reported.
+        self.others = Decimal(0)
         # (slot, model) -> its price: looking a model up in a price list tries several keys.
         self._prices: dict[tuple[ProviderSlot, str | None], Price | None] = {}
 
@@ -36,7 +38,7 @@ class Ledger:
             del self._prices[key]
 
     def exhausted(self) -> bool:
-        return self.budget is not None and self.spent >= self.budget
+        return self.budget is not None and self.spent + self.others >= self.budget
 
     def account(self, slot: ProviderSlot, usage: Usage | None, model: str | None) -> Decimal | None:
         """Record ``usage`` against ``slot``; its cost in roubles when the price is known."""

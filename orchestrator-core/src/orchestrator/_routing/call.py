@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from orchestrator.errors import ProviderError
     from orchestrator.events import RequestInfo
     from orchestrator.health import ProviderSlot
+    from orchestrator.state import SharedState
     from orchestrator.types import GenerationParams, Message
 
 
@@ -61,6 +62,8 @@ class Lease:
     estimate: int
     started: float = field(default_factory=time.perf_counter)
     held: bool = True
+    #: The router's shared state, told when the attempt ends (None: local state only).
+    shared: SharedState | None = None
 
     def _release(self, tokens: int | None) -> bool:
         if not self.held:
@@ -70,6 +73,8 @@ class Lease:
         slot.stats.in_flight -= 1
         if slot.limits is not None:
             slot.limits.release(self.estimate, tokens)
+        if self.shared is not None:
+            self.shared.released(slot, self.estimate, tokens)
         return True
 
     def succeeded(self, tokens: int | None = None) -> float:

@@ -32,6 +32,7 @@ from orchestrator.errors import (
 
 if TYPE_CHECKING:
     from orchestrator.health import ProviderSlot
+    from orchestrator.state import SharedState
     from orchestrator.types import Message
 
 logger = get_logger("orchestrator.router")
@@ -115,10 +116,17 @@ def refusal(slot: ProviderSlot) -> ProviderError:
     )
 
 
+def _unreserve(slot: ProviderSlot, estimate: int) -> None:
+    """Give back what admission reserved locally (a shared state refused the attempt)."""
+    if slot.limits is not None:
+        slot.limits.refund(estimate)
+    slot.breaker.on_cancel()
+
+
 class Engine:
     """Walks a plan of providers with one :class:`Operation` until one succeeds."""
 
-    __slots__ = ("hedge_after", "on_invalid_output", "on_limit", "sleep", "slots")
+    __slots__ = ("hedge_after", "on_invalid_output", "on_limit", "sleep", "slots", "state")
 
     def __init__(
         self,
@@ -128,12 +136,14 @@ class Engine:
         hedge_after: float | Literal["p95"] | None,
         sleep: Callable[[float], Awaitable[None]],
         on_invalid_output: Literal["failover", "raise"] = "failover",
+        state: SharedState | None = None,
     ) -> None:
         self.slots = slots  # every provider of the router (for the Retry-After hold)
         self.on_limit = on_limit
         self.on_invalid_output = on_invalid_output
         self.hedge_after = hedge_after
         self.sleep = sleep  # backoff and Retry-After waits (injectable, like the clock)
+        self.state = state  # shared limits/breakers/spend on top of the local ones (or None)
 
     async def first_success(
         self,
@@ -200,6 +210,11 @@ class Engine:
                         Attempt(slot.name, error, number, time.perf_counter() - lease.started)
                     )
                     raise
+            if self.state is not None:
+                # Publish a failure at once (the breaker may have opened). A success is
+                # published by the state before its next admission (or periodically):
+                # awaiting here could drop a result that holds a lease (an open stream).
+                await self.state.sync()
             delay = provider.retry_policy().delay(number, error.retry_after)
             delay = await self._failed(call, slot, lease, error, delay)
             if delay is None:
@@ -226,8 +241,19 @@ class Engine:
             if not call.deadline_hit:
                 call.skip(slot, RateLimitError(f"local limit {refused} reached"), number)
             return None
+        state = self.state
+        if state is not None:
+            try:
+                error = await state.admit(slot, estimate)
+            except BaseException:
+                _unreserve(slot, estimate)
+                raise
+            if error is not None:
+                _unreserve(slot, estimate)
+                call.skip(slot, error, number)
+                return None
         slot.stats.in_flight += 1
-        return Lease(slot, number, estimate)
+        return Lease(slot, number, estimate, shared=state)
 
     async def _acquire_limit(self, call: Call, slot: ProviderSlot, estimate: int) -> str | None:
         """Reserve room under the provider's limits; the refusing limit's name if none."""
