@@ -162,9 +162,9 @@ class {{ cookiecutter.class_name }}(BaseProvider):
     # ``_payload`` would drop it). Each one you switch on must be on the wire (``_payload``)
     # and in the answer (``_completion``, ``_event``), and adds the contract kit's standard
     # test of it to your test suite: tools (``params.tools``/``tool_choice``, ``tool``
-    # messages -> ``Completion.tool_calls``, whole calls on the last stream chunk), several
-    # tool calls in one answer, and ``params.response_format`` (the router parses and
-    # validates the answer). Embeddings: override ``embed()`` and ``embedding_space()``.
+    # messages -> ``Completion.tool_calls``; whole calls, never fragments, on stream chunks),
+    # several tool calls in one answer, and ``params.response_format`` (the router parses
+    # and validates the answer). Embeddings: override ``embed()`` and ``embedding_space()``.
     supports_tools = False
     supports_parallel_tool_calls = False
     supports_structured_output = False
