@@ -24,7 +24,10 @@ from orchestrator.testing import FakeOpenAIServer, LoopbackServer
 from {{ cookiecutter.import_name }} import (
     {{ cookiecutter.class_name }},
 )
-from {{ cookiecutter.import_name }}.provider import API_KEY_ENV, BASE_URL_ENV
+from {{ cookiecutter.import_name }}.provider import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+)
 
 pytestmark = pytest.mark.anyio
 
