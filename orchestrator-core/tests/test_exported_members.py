@@ -71,6 +71,7 @@ PUBLIC = {
         "EmbeddingSpace",
         "required_capabilities",
     ],
+    "orchestrator.sse": ["EventReader", "LineSplitter", "drain"],
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -133,3 +134,47 @@ def test_embeddings_float_and_base64(client: openai.OpenAI) -> None:
     assert as_floats.usage.prompt_tokens == 6
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="e", input=[])
+
+
+def test_ensure_ascii_false_sends_raw_utf8() -> None:
+    """Raw U+2028/U+0085 inside the streamed JSON, as servers with ensure_ascii=False send
+    them; the official client reads them back whole."""
+    text = "one\u2028two\x85three \u2029 end"
+    app = FakeOpenAIServer(api_key=KEY, ensure_ascii=False, reply=text)
+    with LoopbackServer(app) as server:
+        raw = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {KEY}"},
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True},
+        )
+        assert "\u2028".encode() in raw.content and "\x85".encode() in raw.content
+        client = openai.OpenAI(api_key=KEY, base_url=f"{server.base_url}/v1", max_retries=0)
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == text
+    escaped = FakeOpenAIServer(api_key=KEY, reply=text)  # the default: \\uXXXX escapes
+    with LoopbackServer(escaped) as server:
+        raw = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {KEY}"},
+            json={"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True},
+        )
+    assert raw.content.isascii() and b"\\u2028" in raw.content
+
+
+def test_fail_next_sends_extra_headers(app: FakeOpenAIServer) -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    app.fail_next(503, headers={"X-Should-Retry": "false"})
+    app.fail_next(429, retry_after=3, headers={"Retry-After": date})
+    with LoopbackServer(app) as server:
+        client = openai.OpenAI(api_key=KEY, base_url=f"{server.base_url}/v1", max_retries=2)
+        with pytest.raises(openai.InternalServerError) as info:
+            client.models.list()
+        assert info.value.response.headers["x-should-retry"] == "false"
+        assert app.request_count == 1  # the official client obeys x-should-retry: false
+        response = httpx.get(
+            f"{server.base_url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}
+        )
+    assert response.status_code == 429
+    assert response.headers.get_list("retry-after") == [date]  # replaces retry_after=3

@@ -12,7 +12,8 @@ OpenRouter and friends:
   numbers that depend on the text only);
 - ``GET /v1/models`` (a cheap health-check target);
 - errors as ``{"error": {"message", "type", "param", "code"}}`` with ``x-request-id`` and,
-  when scripted, ``Retry-After``.
+  when scripted, ``Retry-After`` or any other header (``x-should-retry``, a date
+  ``Retry-After``...).
 
 The answer is ``"Echo: <last user message>"`` unless ``reply`` is set, so a test can predict
 it. Failures are scripted through the :class:`~orchestrator.testing.ScriptableApp` methods,
@@ -21,6 +22,7 @@ the model's answers through the :class:`~orchestrator.testing.ScriptableModel` o
     app = FakeOpenAIServer(api_key="sk-test")
     with LoopbackServer(app) as server:
         app.fail_next(429, retry_after=0.05)   # the next API call is rate limited
+        app.fail_next(503, headers={"x-should-retry": "false"})  # and the one after fails
         app.cut_next_stream(after_chunks=1)    # the next stream ends without its final event
         app.call_tools_next(("get_weather", {"city": "Moscow"}))  # the next answer calls it
         app.reply_next('{"answer": "ok"}')     # and the one after that says this
@@ -90,6 +92,7 @@ class _Failure:
     status: int
     retry_after: float | None
     message: str | None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +168,10 @@ class FakeOpenAIServer:
 
     ``api_key``: the bearer token every API call must carry (None accepts any request).
     ``model``: the model reported when a request names none. ``reply``: a fixed answer
-    instead of the echo. ``embedding_dimension``: the length of its embeddings. Every
-    scripting method is thread-safe.
+    instead of the echo. ``embedding_dimension``: the length of its embeddings.
+    ``ensure_ascii=False`` sends non-ASCII text in the JSON raw (UTF-8), as OpenAI and most
+    servers do, instead of as ``\\uXXXX`` escapes: U+2028 and U+0085 inside a streamed JSON
+    string then test a provider's line splitting. Every scripting method is thread-safe.
     """
 
     def __init__(
@@ -176,8 +181,10 @@ class FakeOpenAIServer:
         model: str = "fake-model",
         reply: str | None = None,
         embedding_dimension: int = 8,
+        ensure_ascii: bool = True,
     ) -> None:
         self.api_key = api_key
+        self.ensure_ascii = ensure_ascii
         self.model = model
         self.reply = reply
         self.embedding_dimension = embedding_dimension
@@ -199,14 +206,20 @@ class FakeOpenAIServer:
         times: int = 1,
         retry_after: float | None = None,
         message: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer the next ``times`` API calls with ``status`` in OpenAI's error shape."""
+        """Answer the next ``times`` API calls with ``status`` in OpenAI's error shape, with
+        ``Retry-After: <retry_after>`` and ``headers`` (e.g. ``{"x-should-retry": "false"}``
+        or ``{"Retry-After": "<an HTTP date>"}``) when given."""
         if not 400 <= status <= 599:
             raise ValueError(f"fail_next() needs an HTTP error status (400-599), got {status}")
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
-            self._failures.extend(_Failure(status, retry_after, message) for _ in range(times))
+            extra = tuple((name.lower(), value) for name, value in (headers or {}).items())
+            self._failures.extend(
+                _Failure(status, retry_after, message, extra) for _ in range(times)
+            )
 
     def cut_next_stream(self, *, after_chunks: int = 1, times: int = 1) -> None:
         """End the next ``times`` streams after ``after_chunks`` text chunks, without the
@@ -296,6 +309,7 @@ class FakeOpenAIServer:
                 failure.message,
                 request_id=request_id,
                 retry_after=failure.retry_after,
+                headers=failure.headers,
             )
             return
         await handler(send, parsed, request_id)
@@ -414,7 +428,7 @@ class FakeOpenAIServer:
                 "choices": choices,
                 **extra,
             }
-            return f"data: {json.dumps(chunk)}\n\n".encode()
+            return f"data: {json.dumps(chunk, ensure_ascii=self.ensure_ascii)}\n\n".encode()
 
         deltas: list[dict[str, Any]] = []
         for position, call in enumerate(calls):
@@ -489,7 +503,8 @@ class FakeOpenAIServer:
         await self._json(send, 200, payload, request_id)
 
     async def _json(self, send: Send, status: int, payload: Any, request_id: str) -> None:
-        await self._respond(send, status, json.dumps(payload).encode(), request_id, None)
+        body = json.dumps(payload, ensure_ascii=self.ensure_ascii).encode()
+        await self._respond(send, status, body, request_id, None)
 
     async def _error(
         self,
@@ -499,6 +514,7 @@ class FakeOpenAIServer:
         *,
         request_id: str = "req-0",
         retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         kind, code = _ERROR_TYPES.get(status, ("server_error", "server_error"))
         payload = {
@@ -509,18 +525,25 @@ class FakeOpenAIServer:
                 "code": code,
             }
         }
-        await self._respond(send, status, json.dumps(payload).encode(), request_id, retry_after)
+        body = json.dumps(payload, ensure_ascii=self.ensure_ascii).encode()
+        await self._respond(send, status, body, request_id, retry_after, headers)
 
     @staticmethod
     async def _respond(
-        send: Send, status: int, body: bytes, request_id: str, retry_after: float | None
+        send: Send,
+        status: int,
+        body: bytes,
+        request_id: str,
+        retry_after: float | None,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode()),
         ]
-        if retry_after is not None:
+        if retry_after is not None and not any(name == "retry-after" for name, _ in extra):
             headers.append((b"retry-after", f"{retry_after:g}".encode()))
+        headers += [(name.encode("latin-1"), value.encode("latin-1")) for name, value in extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})

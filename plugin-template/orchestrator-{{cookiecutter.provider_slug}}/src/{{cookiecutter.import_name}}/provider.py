@@ -3,12 +3,13 @@
 It speaks an OpenAI-compatible chat API: ``POST {base_url}/chat/completions`` (JSON, or
 server-sent events when streaming) and ``GET {base_url}/models`` for health checks. If your
 API differs, change ``_payload`` (the request), ``_completion``/``_event`` (the answer's
-shape) and ``_error`` (the failures); the contract tests in ``tests/test_contract.py`` tell
-you when something is off.
+shape) and ``_error_fields``/``_error`` (the failures); the contract tests in
+``tests/test_contract.py`` tell you when something is off.
 
 Statuses, ``Retry-After`` and ``httpx`` exceptions are mapped by the core
-(``orchestrator.boundary``); this file adds only the vendor's hints (``_HINTS``) and body
-shapes. Any body the API (or a proxy) sends ends as a ``Completion``/``Chunk`` or a typed
+(``orchestrator.boundary``), server-sent events are read by the core (``orchestrator.sse``);
+this file adds only the vendor's hints (``_HINTS``), error codes and body shapes. Any body
+the API (or a proxy) sends ends as a ``Completion``/``Chunk`` or a typed
 ``ProviderError``/``StreamError``, never an ``AttributeError``.
 """
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -27,20 +29,28 @@ from orchestrator.boundary import (
     mapped_transport_errors,
     token_count,
 )
+from orchestrator.capabilities import required_capabilities
+from orchestrator.config import ProviderConfig
 from orchestrator.errors import (
     AuthenticationError,
+    ContextLengthError,
+    InvalidRequestError,
     ModelNotFoundError,
     ProviderError,
     QuotaExceededError,
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider
+from orchestrator.sse import EventReader, drain
 from orchestrator.types import Chunk, Completion, FinishReason, GenerationParams, Message, Usage
 
 __all__ = ["{{ cookiecutter.class_name }}"]
 
 #: How the vendor is named in error messages.
 VENDOR = "{{ cookiecutter.provider_name }}"
+#: The environment variables ``Router.from_env()`` builds a config from (``config_from_env``).
+API_KEY_ENV = "{{ cookiecutter.provider_slug.upper().replace('-', '_') }}_API_KEY"
+BASE_URL_ENV = "{{ cookiecutter.provider_slug.upper().replace('-', '_') }}_BASE_URL"
 
 #: How to fix each error class, in this vendor's terms (the core's table picks the class from
 #: the status: 401 AuthenticationError, 429 RateLimitError with retry_after, 5xx transient...).
@@ -48,6 +58,13 @@ _HINTS: dict[type[ProviderError], str] = {
     AuthenticationError: "check ProviderConfig.api_key",
     ModelNotFoundError: "check ProviderConfig.model and base_url",
     QuotaExceededError: "top up the account",
+}
+#: Error ``code`` values (OpenAI's) that say more than the status: a 429 with
+#: ``insufficient_quota`` is an empty account, not a rate limit, and waiting will not help.
+_CODE_ERRORS: dict[str, type[ProviderError]] = {
+    "context_length_exceeded": ContextLengthError,
+    "insufficient_quota": QuotaExceededError,
+    "model_not_found": ModelNotFoundError,
 }
 _USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _FINISH_REASONS: dict[str, FinishReason] = {
@@ -102,12 +119,36 @@ def _event(event: Any) -> tuple[list[str], Any, Any] | None:
     return texts, finish, event.get("usage")
 
 
-async def _finish(lines: AsyncIterator[str]) -> None:
-    """Run httpx's nested line/text/byte generators to their end after the response is
-    closed: abandoned half-read async generators make trio warn when they are collected."""
-    with contextlib.suppress(Exception):
-        async for _ in lines:
-            pass
+def _error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
+    """(message, code) of an error body: OpenAI's ``{"error": {"message", "code"}}``, or
+    ``{"error": "..."}``, ``{"message": ...}`` or ``{"detail": "..."}`` as other servers and
+    proxies send them; None for what is not there (the raw body is quoted instead)."""
+    try:
+        data = response.json()
+    except (ValueError, RecursionError):
+        return None, None
+    error = data.get("error", data) if isinstance(data, dict) else None
+    if isinstance(error, str):
+        return error or None, None
+    if not isinstance(error, dict):
+        return None, None
+    message = error.get("message") or error.get("detail")
+    code = error.get("code")
+    return (
+        message if isinstance(message, str) and message else None,
+        code if isinstance(code, str) else None,
+    )
+
+
+def _transient(status: int, headers: Mapping[str, str]) -> bool | None:
+    """Whether retrying can help, where the OpenAI SDK's rules differ from the core's table:
+    ``x-should-retry: true|false`` (OpenAI's header; the SDK obeys it over the status) and
+    409 (a lock held by a concurrent request: retried). None: the error class decides (408,
+    429 and 5xx are transient)."""
+    verdict = headers.get("x-should-retry")
+    if verdict in ("true", "false"):
+        return verdict == "true"
+    return True if status == 409 else None
 
 
 class {{ cookiecutter.class_name }}(BaseProvider):
@@ -116,15 +157,35 @@ class {{ cookiecutter.class_name }}(BaseProvider):
     DEFAULT_BASE_URL: str = "{{ cookiecutter.default_base_url }}"
     DEFAULT_MODEL: str = "{{ cookiecutter.default_model }}"
 
-    # Capabilities beyond plain chat and streaming: what the router may send here. Each one
-    # you switch on must be on the wire (``_payload``) and in the answer (``_completion``,
-    # ``_event``), and adds the contract kit's standard test of it to your test suite:
-    # tools (``params.tools``/``tool_choice``, ``tool`` messages -> ``Completion.tool_calls``),
-    # several tool calls in one answer, and ``params.response_format`` (the router parses and
-    # validates the answer). Embeddings: override ``embed()`` and ``embedding_space()``.
+    # Capabilities beyond plain chat and streaming, all off: the router sends this provider
+    # no request that needs one, and ``validate_params`` refuses one made directly (this
+    # ``_payload`` would drop it). Each one you switch on must be on the wire (``_payload``)
+    # and in the answer (``_completion``, ``_event``), and adds the contract kit's standard
+    # test of it to your test suite: tools (``params.tools``/``tool_choice``, ``tool``
+    # messages -> ``Completion.tool_calls``; whole calls, never fragments, on stream chunks),
+    # several tool calls in one answer, and ``params.response_format`` (the router parses
+    # and validates the answer). Embeddings: override ``embed()`` and ``embedding_space()``.
     supports_tools = False
     supports_parallel_tool_calls = False
     supports_structured_output = False
+
+    def __init__(
+        self, config: ProviderConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(config, transport=transport)  # tests may inject a transport
+        # One TLS context for every per-loop client, built once: certifi's roots (a warning
+        # when config.verify_ssl is False). Add ssl_context(ca_bundle_file=...) for a private CA.
+        self._ssl = self.ssl_context()
+
+    @classmethod
+    def config_from_env(cls, name: str) -> ProviderConfig | None:
+        """A config from ``API_KEY_ENV`` (and ``BASE_URL_ENV``), for ``Router.from_env()``;
+        None when the key is not set."""
+        api_key = os.environ.get(API_KEY_ENV)
+        if not api_key:
+            return None
+        base_url = os.environ.get(BASE_URL_ENV) or None
+        return ProviderConfig(name=name, api_key=api_key, base_url=base_url)
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -140,27 +201,40 @@ class {{ cookiecutter.class_name }}(BaseProvider):
             base_url=self.config.base_url or self.DEFAULT_BASE_URL,
             headers=headers,
             timeout=self.config.timeout,
-            verify=self.config.verify_ssl,
-            transport=self._transport,  # tests may inject one
+            verify=self._ssl,
+            transport=self._transport,
             follow_redirects=False,
         )
 
     def _error(self, response: httpx.Response) -> ProviderError:
         """The typed error for a failed response (the body is already read)."""
-        try:
-            detail = response.json()["error"]["message"]
-        except (ValueError, LookupError, TypeError, RecursionError):
-            detail = None
-        body = response.text or response.reason_phrase
+        status = response.status_code
+        message, code = _error_fields(response)
         return error_for_status(  # the core's status table, Retry-After and redaction
-            response.status_code,
-            f"{VENDOR} API returned HTTP {response.status_code}",
+            status,
+            f"{VENDOR} API returned HTTP {status}",
             provider=self.config.name,
             request_id=response.headers.get("x-request-id"),
             headers=response.headers,
-            body=detail if isinstance(detail, str) and detail else body,
+            body=message or response.text or response.reason_phrase,
+            error_class=_CODE_ERRORS.get(code or "") if status < 500 else None,
             hints=_HINTS,
+            transient=_transient(status, response.headers),
         )
+
+    def validate_params(self, params: GenerationParams) -> None:
+        """The default checks, and no tools or ``response_format`` while their switch above
+        is off: dropped from the request, they would be answered as plain chat."""
+        super().validate_params(params)
+        capabilities = self.capabilities()
+        for need in required_capabilities((), params):
+            if not capabilities.has(need):
+                raise InvalidRequestError(
+                    f"{type(self).__name__} does not support {need.replace('_', ' ')} "
+                    f"(supports_{need} is off); drop it from the params, or route the "
+                    "request through a Router with a provider that supports it",
+                    provider=self.config.name,
+                )
 
     def _payload(
         self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
@@ -175,6 +249,8 @@ class {{ cookiecutter.class_name }}(BaseProvider):
             "stream": stream,
         }
         if stream:
+            # Usage then comes in one more event, with "choices": [], before [DONE]. A
+            # server that refuses unknown fields with a 400 needs this line removed.
             payload["stream_options"] = {"include_usage": True}
         if params is not None:
             self.validate_params(params)  # the router checks too; a direct call must as well
@@ -248,15 +324,28 @@ class {{ cookiecutter.class_name }}(BaseProvider):
         request_id = response.headers.get("x-request-id")
         finish: Any = None
         usage: Usage | None = None
-        lines = response.aiter_lines()
+        # The core's SSE reader, not httpx's aiter_lines(): that one also splits lines at
+        # U+2028, U+0085 and other Unicode line breaks, which servers send raw inside JSON.
+        raw = response.aiter_bytes()
+        reader = EventReader(raw)
         try:
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise StreamError(
+                    f"{VENDOR} API answered a stream request with {content_type or 'no'} "
+                    "content, not server-sent events; is base_url an OpenAI-compatible API?",
+                    provider=self.config.name,
+                    request_id=request_id,
+                )
             # httpx exceptions while reading become typed errors (the core's map).
             with mapped_transport_errors(self.config.name, what=f"{VENDOR} stream broke"):
-                async for line in lines:
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[len("data:") :].strip()
-                    if data == "[DONE]":
+                while (data := await reader.next_data()) is not None:
+                    if data.strip() == "[DONE]":
+                        # Read the rest of the body (normally nothing), so the connection
+                        # goes back to the pool instead of being closed.
+                        with anyio.move_on_after(1.0), contextlib.suppress(httpx.HTTPError):
+                            while await reader.next_line() is not None:
+                                pass
                         yield Chunk(
                             delta="",
                             provider=self.config.name,
@@ -270,9 +359,11 @@ class {{ cookiecutter.class_name }}(BaseProvider):
                         event = json.loads(data)
                     except (ValueError, RecursionError):
                         event = None
-                    if isinstance(event, dict) and "error" in event:
+                    if isinstance(event, dict) and event.get("error"):
+                        error = event["error"]
+                        detail = error.get("message") if isinstance(error, dict) else None
                         raise StreamError(
-                            f"{VENDOR} stream failed: {body_excerpt(str(event['error']))}",
+                            f"{VENDOR} stream failed: {body_excerpt(str(detail or error))}",
                             provider=self.config.name,
                             request_id=request_id,
                         )
@@ -298,7 +389,7 @@ class {{ cookiecutter.class_name }}(BaseProvider):
             # Shielded so a cancelled caller still closes the response and frees the socket.
             with anyio.CancelScope(shield=True):
                 await response.aclose()
-                await _finish(lines)
+                await drain(raw)  # httpx's generators, run to their end (trio warns otherwise)
         raise StreamError(
             f"{VENDOR} stream ended without its final event (data: [DONE]); "
             "the answer is truncated",
