@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from orchestrator import cli
 from orchestrator.errors import RateLimitError
+from orchestrator.sse import EventReader, LineSplitter
 from orchestrator_openai import OpenAIConfig, OpenAIProvider
 from orchestrator_openai.config import YANDEX_BASE_URL, parse_custom_headers
 from orchestrator_openai.emulator import TEST_API_KEY, OpenAIEmulator, main
@@ -23,7 +24,6 @@ from orchestrator_openai.errors import (
     retry_after_of,
     should_retry,
 )
-from orchestrator_openai.lines import EventReader, LineSplitter
 
 OPENAI_VARS = (
     "OPENAI_API_KEY",

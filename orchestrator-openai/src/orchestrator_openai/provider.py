@@ -40,6 +40,7 @@ from orchestrator.errors import (
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.sse import EventReader, drain
 from orchestrator.tools import ResponseFormat, ToolCallAssembler, new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
@@ -62,7 +63,6 @@ from orchestrator_openai.config import (
     known_dimension,
 )
 from orchestrator_openai.errors import api_error, request_id_of
-from orchestrator_openai.lines import EventReader, finish
 
 if TYPE_CHECKING:
     import httpx
@@ -508,7 +508,7 @@ class OpenAIProvider(BaseProvider):
             # Shielded: a cancelled or abandoned stream must still release the connection.
             with anyio.CancelScope(shield=True):
                 await response.aclose()
-                await finish(raw)
+                await drain(raw)
 
     async def _events(
         self, response: httpx.Response, reader: EventReader, model: str | None
