@@ -6,11 +6,12 @@ error."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
 
-from orchestrator import AllProvidersFailedError, Router
+from orchestrator import AllProvidersFailedError, Message, Router
 from orchestrator.errors import (
     ModelNotFoundError,
     RateLimitError,
@@ -94,4 +95,38 @@ async def test_failover_walks_across_all_four_vendors(servers: dict[str, Loopbac
     assert isinstance(errors["openai"], RateLimitError)
     assert isinstance(errors["ollama"], ModelNotFoundError)
     assert "ollama pull" in str(errors["ollama"])
+    await router.aclose()
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return f"+8 in {city}"
+
+
+async def test_tool_calls_fail_over_across_all_four_vendors(
+    servers: dict[str, LoopbackServer],
+) -> None:
+    """A tools request walks the same way: a vendor down, a vendor whose model calls a tool
+    the request did not offer, one that sends arguments off the schema - and the fourth
+    answers with a whole, checked call; the result goes back through the same router."""
+    apps: dict[str, Any] = {name: server.app for name, server in servers.items()}
+    router = four_vendor_router(servers)
+    params = {"tools": [get_weather]}
+    apps["gigachat"].fail_next(503)
+    apps["yandexgpt"].call_tools_next(("delete_everything", {}))
+    apps["openai"].call_tools_next(("get_weather", {"town": "Kazan"}))
+    apps["ollama"].call_tools_next(("get_weather", {"city": "Kazan"}))
+    with anyio.fail_after(30):
+        first = await router.chat("Weather in Kazan?", params)
+        assert first.provider == "ollama"
+        (call,) = first.tool_calls
+        assert dict(call.arguments) == {"city": "Kazan"}
+        history = [
+            Message("user", "Weather in Kazan?"),
+            Message("assistant", first.text, first.tool_calls),
+            Message.tool_result(call, get_weather(**call.arguments)),
+        ]
+        apps["gigachat"].reply_next("It is +8 in Kazan.")
+        final = await router.chat(history, params)
+    assert (final.provider, final.text) == ("gigachat", "It is +8 in Kazan.")
     await router.aclose()
