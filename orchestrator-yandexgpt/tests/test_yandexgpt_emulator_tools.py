@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from orchestrator.testing import LoopbackServer
-from orchestrator_yandexgpt._schema_examples import example_instance, violating_instance
+from orchestrator.testing.schemas import example_instance, violating_instance
 from orchestrator_yandexgpt.emulator import TEST_API_KEY, TEST_FOLDER_ID, YandexGPTEmulator
 
 URI = f"gpt://{TEST_FOLDER_ID}/yandexgpt/latest"

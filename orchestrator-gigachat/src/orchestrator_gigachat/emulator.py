@@ -63,6 +63,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from orchestrator.testing.schemas import example_instance
 from orchestrator_gigachat.config import ENV_VARS, SCOPES, GigaChatConfig
 
 if TYPE_CHECKING:
@@ -183,54 +184,10 @@ def answer_for(
     return f"{prefix}: {last_user}", "stop"
 
 
-def example_for(schema: Any, hint: str = "emulator", root: Any = None) -> Any:
+def example_for(schema: Any, hint: str = "emulator") -> Any:
     """A value matching JSON Schema ``schema`` (what the emulator's "model" fills function
-    arguments and structured answers with): every property, the first enum value, strings
-    are ``hint``; ``$ref`` to ``#/$defs/...`` and ``anyOf``/``oneOf`` are followed."""
-    root = schema if root is None else root
-    if not isinstance(schema, dict):
-        return hint
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part) if isinstance(target, dict) else None
-        return example_for(target, hint, root)
-    if "const" in schema:
-        return schema["const"]
-    if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
-    if "default" in schema:
-        return schema["default"]
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = schema.get(key)
-        if isinstance(options, list) and options:
-            useful = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
-            return example_for((useful or options)[0], hint, root)
-    kind = schema.get("type", "object" if "properties" in schema else "string")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object":
-        properties = schema.get("properties")
-        if not isinstance(properties, dict):
-            return {}
-        return {name: example_for(sub, hint, root) for name, sub in properties.items()}
-    if kind == "array":
-        items = schema.get("items")
-        count = schema.get("minItems", 1)
-        return [example_for(items, hint, root) for _ in range(count if items else 0)]
-    if kind in ("integer", "number"):
-        low: float = schema.get("minimum", schema.get("exclusiveMinimum")) or 0
-        value: float = max(1, low + 1 if "exclusiveMinimum" in schema else low)
-        high = schema.get("maximum")
-        value = min(value, high) if isinstance(high, int | float) else value
-        return int(value) if kind == "integer" else float(value)
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    text = hint
-    return text + "x" * max(0, schema.get("minLength", 0) - len(text))
+    arguments and structured answers with), its strings ``hint`` (the user's words)."""
+    return example_instance(schema if isinstance(schema, dict) else {}, text=hint)
 
 
 def _truncate(text: str, max_tokens: int) -> tuple[str, bool]:

@@ -55,7 +55,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from orchestrator_ollama._examples import example_for
+from orchestrator.testing.schemas import example_instance
 from orchestrator_ollama.config import ENV_VARS, OllamaConfig
 
 if TYPE_CHECKING:
@@ -81,7 +81,6 @@ __all__ = [
     "config_for",
     "count_tokens",
     "embedding_for",
-    "example_for",
     "main",
     "normalise",
 ]
@@ -541,7 +540,7 @@ class OllamaEmulator:
             text = "Ollama emulator: " + "; ".join(reversed(results))
         fmt = data.get("format")
         if isinstance(fmt, dict):
-            return Reply(json.dumps(example_for(fmt), ensure_ascii=False))
+            return Reply(json.dumps(example_instance(fmt), ensure_ascii=False))
         if fmt == "json":
             return Reply(json.dumps({"answer": text}, ensure_ascii=False))
         return Reply(text)
@@ -556,7 +555,7 @@ class OllamaEmulator:
         for index, call in enumerate(turn.calls):
             arguments: Any = call.arguments
             if arguments is None:
-                arguments = example_for(schemas.get(call.name, {})) or {}
+                arguments = example_instance(schemas.get(call.name, {})) or {}
             elif not isinstance(arguments, str):
                 arguments = dict(arguments)
             calls.append({"function": {"index": index, "name": call.name, "arguments": arguments}})

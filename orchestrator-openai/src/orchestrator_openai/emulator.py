@@ -60,7 +60,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from orchestrator_openai._examples import example_for
+from orchestrator.testing.schemas import example_instance
 from orchestrator_openai.config import ENV_VARS, OpenAIConfig
 from orchestrator_openai.provider import strict_compatible
 
@@ -87,7 +87,6 @@ __all__ = [
     "config_for",
     "count_tokens",
     "embedding_for",
-    "example_for",
     "main",
 ]
 
@@ -743,7 +742,7 @@ class OpenAIEmulator:
         response_format = data.get("response_format") or {}
         if response_format.get("type") == "json_schema":
             schema = response_format["json_schema"].get("schema", {})
-            return Reply(json.dumps(example_for(schema), ensure_ascii=False))
+            return Reply(json.dumps(example_instance(schema), ensure_ascii=False))
         if response_format.get("type") == "json_object":
             return Reply(json.dumps({"answer": text}, ensure_ascii=False))
         return Reply(text)
@@ -757,7 +756,7 @@ class OpenAIEmulator:
         for index, call in enumerate(turn.calls):
             arguments = call.arguments
             if arguments is None:
-                arguments = example_for(schemas.get(call.name, {})) or {}
+                arguments = example_instance(schemas.get(call.name, {})) or {}
             if not isinstance(arguments, str):
                 arguments = json.dumps(arguments, ensure_ascii=False)
             if self.tool_call_style == "yandex":

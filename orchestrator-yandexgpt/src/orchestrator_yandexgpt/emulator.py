@@ -62,7 +62,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from orchestrator_yandexgpt._schema_examples import example_instance, violating_instance
+from orchestrator.testing.schemas import example_instance, violating_instance
 from orchestrator_yandexgpt.config import YandexGPTConfig
 
 if TYPE_CHECKING:

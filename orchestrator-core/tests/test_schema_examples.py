@@ -1,4 +1,5 @@
-"""The emulator's "model" answers with values that validate against the schema it was given."""
+"""orchestrator.testing.schemas: the emulators' "model" answers with values that validate
+against the schema it was given (and, when scripted to, with ones that do not)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from orchestrator_openai._examples import example_for
+from orchestrator.testing.schemas import example_instance, violating_instance
 
 
 class Address(BaseModel):
@@ -46,14 +47,21 @@ SCHEMAS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("schema", SCHEMAS)
 def test_examples_validate(schema: dict[str, Any]) -> None:
-    jsonschema.validate(example_for(schema), schema)
+    jsonschema.validate(example_instance(schema), schema)
 
 
-def test_a_broken_reference_and_deep_nesting_give_none() -> None:
-    assert example_for({"$ref": "#/$defs/missing"}) is None
+@pytest.mark.parametrize("schema", [s for s in SCHEMAS if s.get("type") == "object"])
+def test_violations_do_not(schema: dict[str, Any]) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    if schema.get("required") or any("type" in p for p in schema["properties"].values()):
+        assert list(validator.iter_errors(violating_instance(schema)))
+
+
+def test_a_broken_reference_and_deep_nesting_end() -> None:
+    assert example_instance({"$ref": "#/$defs/missing"}) == "example"  # a best effort
     deep: dict[str, Any] = {"type": "object", "properties": {}}
     deep["properties"]["self"] = {"$ref": "#"}
-    value = example_for(deep)
+    value = example_instance(deep)
     depth = 0
     while isinstance(value, dict) and value.get("self") is not None:
         value, depth = value["self"], depth + 1

@@ -1,11 +1,13 @@
-"""Values made up from a JSON Schema, for the emulator's "model": an instance that matches
-the schema (tool arguments, structured answers) and one that does not (scripted invalid
-answers). Deterministic: the same schema always gives the same value.
+"""Values made up from a JSON Schema, for an emulator's "model" (every vendor emulator here
+uses them; a plugin's emulator may too): an instance that matches the schema (tool
+arguments, structured answers) and one that does not (scripted invalid answers).
+Deterministic: the same schema always gives the same value.
 
 Covers what tool and response schemas use in practice (pydantic's output included):
 ``type`` (also a list), ``properties`` / ``required``, ``items`` / ``minItems``, ``enum``,
 ``const``, ``default``, ``$ref`` into ``$defs`` / ``definitions``, ``anyOf`` / ``oneOf`` /
-``allOf``, ``minimum`` / ``exclusiveMinimum``, ``minLength``. A schema it cannot satisfy
+``allOf``, ``minimum`` / ``maximum`` (also exclusive), ``minLength`` / ``maxLength``,
+``format`` (dates, times, e-mail, UUID, URI). A schema it cannot satisfy
 gives a best effort (the router's validation then reports it, as with a real model).
 """
 
@@ -18,6 +20,15 @@ from typing import Any
 __all__ = ["example_instance", "violating_instance"]
 
 _MAX_DEPTH = 8
+#: Strings of a ``format``, valid for it.
+_FORMATS = {
+    "date": "2024-01-01",
+    "date-time": "2024-01-01T12:00:00Z",
+    "time": "12:00:00",
+    "email": "user@example.com",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "uri": "https://example.com",
+}
 
 
 def _resolve(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -49,8 +60,11 @@ def _type_of(schema: Mapping[str, Any]) -> str | None:
     return None
 
 
-def example_instance(schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0) -> Any:
-    """A value that matches ``schema`` (``root`` holds the ``$defs`` of ``$ref``\\ s)."""
+def example_instance(
+    schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0, *, text: str = "example"
+) -> Any:
+    """A value that matches ``schema`` (``root`` holds the ``$defs`` of ``$ref``\\ s); its
+    strings are ``text`` (unless a ``format`` asks for something else)."""
     base: Mapping[str, Any] = schema if isinstance(schema, Mapping) else {}
     root = base if root is None else root
     resolved = _resolve(base, root)
@@ -67,26 +81,28 @@ def example_instance(schema: Any, root: Mapping[str, Any] | None = None, depth: 
         options = resolved.get(key)
         if isinstance(options, list) and options:
             usable = [o for o in options if _type_of(_resolve(o, root)) != "null"]
-            return example_instance((usable or options)[0], root, depth + 1)
+            return example_instance((usable or options)[0], root, depth + 1, text=text)
     parts = resolved.get("allOf")
     if isinstance(parts, list) and parts:
         merged: dict[str, Any] = {}
         for part in parts:
             merged.update(_resolve(part, root))
-        return example_instance(merged, root, depth + 1)
+        return example_instance(merged, root, depth + 1, text=text)
     kind = _type_of(resolved)
     if kind == "object":
         properties = resolved.get("properties")
         properties = properties if isinstance(properties, Mapping) else {}
         required = resolved.get("required")
-        names = required if isinstance(required, list) else list(properties)
+        # Every property (a complete example), and any required one the properties lack.
+        names = [*properties, *(r for r in required or () if r not in properties)]
         return {
-            str(name): example_instance(properties.get(name, {}), root, depth + 1) for name in names
+            str(name): example_instance(properties.get(name, {}), root, depth + 1, text=text)
+            for name in names
         }
     if kind == "array":
         count = resolved.get("minItems", 1)
         count = count if isinstance(count, int) and count >= 1 else 1
-        return [example_instance(resolved.get("items", {}), root, depth + 1)] * count
+        return [example_instance(resolved.get("items", {}), root, depth + 1, text=text)] * count
     if kind == "integer":
         return _number(resolved, 1, integer=True)
     if kind == "number":
@@ -96,11 +112,12 @@ def example_instance(schema: Any, root: Mapping[str, Any] | None = None, depth: 
     if kind == "null":
         return None
     if kind == "string" or kind is None:
+        value = _FORMATS.get(str(resolved.get("format")), text) or "x"
         length = resolved.get("minLength", 0)
-        text = "example"
-        if isinstance(length, int) and length > len(text):
-            text = text * (length // len(text) + 1)
-        return text
+        if isinstance(length, int) and length > len(value):
+            value = value * (length // len(value) + 1)
+        longest = resolved.get("maxLength")
+        return value[:longest] if isinstance(longest, int) else value
     return None
 
 
@@ -111,6 +128,9 @@ def _number(schema: Mapping[str, Any], fallback: float, *, integer: bool) -> flo
         low = exclusive + 1
     value = low if isinstance(low, int | float) and not isinstance(low, bool) else fallback
     high = schema.get("maximum")
+    exclusive_high = schema.get("exclusiveMaximum")
+    if isinstance(exclusive_high, int | float) and not isinstance(exclusive_high, bool):
+        high = exclusive_high - 1
     if isinstance(high, int | float) and not isinstance(high, bool) and value > high:
         value = high
     return int(value) if integer else float(value)
