@@ -298,10 +298,11 @@ class Subjects:
         await self.warm()
 
     async def chunks(self, key: str) -> dict[str, int]:
-        """Chunks each variant sees in one stream (ours from the recording, LiteLLM's by
-        counting): the per-chunk slope divides by the server's event count."""
+        """Chunks one stream yields (our provider's from the recording, LiteLLM's by
+        counting): the per-chunk slope divides by our provider's count; LiteLLM's differs
+        by a constant (its role and usage chunks), so the span between streams is the same."""
         return {
-            "events": self.subject.chunks[key],
+            "ours": self.subject.chunks[key],
             "litellm": await self.variants(key)["litellm"](),
         }
 
@@ -365,7 +366,7 @@ async def measure_latency(subjects: Subjects, plan: Plan) -> dict[str, Figures]:
 
 @dataclass
 class ChunkCost:
-    """Added over raw per SSE event: the slope between the short and the 1,000-chunk
+    """Added over raw per chunk: the slope between the short and the 1,000-chunk
     stream, paired within each round; from p50 latency and from CPU time."""
 
     p50: dict[str, Spread] = field(default_factory=_per_variant)
@@ -558,7 +559,7 @@ def latency_table(figures: dict[str, Figures], events: dict[str, int]) -> Table:
         f = figures[key]
         label = SCENARIOS[key].label
         if SCENARIOS[key].stream:
-            label += f" ({events[key]} events)"
+            label += f" ({events[key]} chunks)"
         table.add(f"{label}: p50", *(f.p50[v].text() for v in VARIANTS))
         table.add(f"{label}: p50 added", "", *(f"**{f.added_p50[v].text()}**" for v in OVER))
         table.add(f"{label}: p99 added", "", *(f.added_p99[v].text() for v in OVER))
@@ -571,34 +572,39 @@ def latency_table(figures: dict[str, Figures], events: dict[str, int]) -> Table:
 
 def chunk_table(cost: ChunkCost, events: dict[str, int]) -> Table:
     table = Table(
-        "Streams: cost added over raw httpx per SSE event and per stream (µs; median of "
+        "Streams: cost added over raw httpx per chunk and per stream (µs; median of "
         "rounds, min … max)",
         [LABELS[v] for v in OVER],
         note=(
-            f"Per event: the slope of the added time between the short ({events['stream_short']}"
-            f" events) and the long stream ({events['stream_1000']} events); per stream: "
-            "what the short stream adds beyond its events."
+            f"Per chunk: the slope of the added time between the short ({events['stream_short']}"
+            f" chunks) and the long stream ({events['stream_1000']} chunks; as our provider "
+            "yields them: LiteLLM yields two more per stream, the role and usage chunks); "
+            "per stream: what the short stream adds beyond its chunks."
         ),
     )
-    table.add("per event, p50 latency", *(f"**{cost.p50[v].text(2)}**" for v in OVER))
-    table.add("per event, CPU", *(f"**{cost.cpu[v].text(2)}**" for v in OVER))
+    table.add("per chunk, p50 latency", *(f"**{cost.p50[v].text(2)}**" for v in OVER))
+    table.add("per chunk, CPU", *(f"**{cost.cpu[v].text(2)}**" for v in OVER))
     table.add("per stream, CPU", *(cost.per_stream_cpu[v].text() for v in OVER))
     return table
 
 
 def throughput_table(results: dict[int, Throughput]) -> Table:
     table = Table(
-        "Plain calls at concurrency over loopback (calls/s, CPU µs per call; median of "
-        "rounds, min … max; x raw paired within each round)",
-        [*(f"{LABELS[v]} calls/s" for v in VARIANTS), *(f"{LABELS[v]} CPU x raw" for v in OVER)],
+        "Plain calls at concurrency over loopback (median of rounds, min … max; x raw paired "
+        "within each round)",
+        [
+            "raw httpx calls/s",
+            *(f"{LABELS[v]} calls/s x raw" for v in OVER),
+            "raw httpx CPU µs/call",
+            *(f"{LABELS[v]} CPU x raw" for v in OVER),
+        ],
     )
     for c, t in results.items():
         table.add(
             f"c = {c}",
-            *(
-                t.rate[v].text(0) + ("" if v == "raw" else f" ({t.rate_ratio[v].text(2)}x)")
-                for v in VARIANTS
-            ),
+            t.rate["raw"].text(0),
+            *(t.rate_ratio[v].text(2) for v in OVER),
+            t.cpu["raw"].text(0),
             *(t.cpu_ratio[v].text(2) for v in OVER),
         )
     return table
@@ -663,9 +669,9 @@ def summary_table(
     row("plain call: CPU per call, x raw", call.ratio_cpu, 2)
     row("plain call: p50 latency added (µs)", call.added_p50)
     row("plain call: p99 latency added (µs)", call.added_p99)
-    row("stream: CPU added per event (µs)", cost.cpu, 2)
-    row("stream: p50 latency added per event (µs)", cost.p50, 2)
-    row("1,000-event stream: CPU, x raw", long_.ratio_cpu, 2)
+    row("stream: CPU added per chunk (µs)", cost.cpu, 2)
+    row("stream: p50 latency added per chunk (µs)", cost.p50, 2)
+    row("1,000-chunk stream: CPU, x raw", long_.ratio_cpu, 2)
     for c, t in throughput.items():
         row(f"plain calls at concurrency {c}: calls/s, x raw", t.rate_ratio, 2)
     table.add(
@@ -689,8 +695,8 @@ async def run_calls(base_url: str, plan: Plan) -> tuple[list[Table], Any]:
     subjects = await make_subjects(base_url)
     try:
         seen = {key: await subjects.chunks(key) for key in ("stream_short", "stream_1000")}
-        events = {key: counts["events"] for key, counts in seen.items()}
-        print(f"  chunks per stream (server events, LiteLLM's): {seen}", file=sys.stderr)
+        events = {key: counts["ours"] for key, counts in seen.items()}
+        print(f"  chunks per stream (our provider's, LiteLLM's): {seen}", file=sys.stderr)
         figures = await measure_latency(subjects, plan)
         cost = chunk_cost(figures, events)
         throughput = await measure_throughput(subjects, plan)
