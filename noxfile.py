@@ -4,7 +4,9 @@ Sessions: lint, typecheck, tests, langchain (LangChain's standard suites), build
 into dist/ + smoke install from there), template (plugin-template self-test), docs,
 bench (a smoke run; `-- --full` for figures),
 soak (the chaos soak at CI size; `-- --requests 10000 --backend asyncio` for a full run),
-and demo (not default: CI runs the README's own demo command).
+demo (not default: CI runs the README's own demo command), and litellm (not default: the
+side-by-side benchmark against LiteLLM, a heavy install; `-- --write` updates
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -248,6 +250,23 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/overhead.py", *session.posargs)
     # The gateway against the router in-process (figures printed, never asserted).
     session.run("python", "bench/gateway.py", *session.posargs)
+
+
+#: LiteLLM for the side-by-side benchmark, pinned exactly (an unpinned install of a package
+#: with a history of compromised releases would run whatever is newest). Not installed by
+#: any default session: only `nox -s litellm` brings it in.
+LITELLM = "litellm==1.110.2"
+
+
+@nox.session(default=False)
+def litellm(session: nox.Session) -> None:
+    """Side-by-side benchmark against LiteLLM (not in the default run: LiteLLM is a heavy
+    install): raw httpx, our Router over the openai plugin and LiteLLM's Router against one
+    OpenAI-compatible loopback server, interleaved in one run. A smoke run by default;
+    `nox -s litellm -- --full --write` measures properly and rewrites the LiteLLM section of
+    docs/performance.md."""
+    session.install(*EDITABLE, LITELLM)
+    session.run("python", "bench/litellm_compare.py", *session.posargs)
 
 
 #: The soak's size in CI: each backend (asyncio, trio) makes this many requests.

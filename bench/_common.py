@@ -69,12 +69,19 @@ class Timing:
         return self.cpu / len(self.wall) if self.wall else float("nan")
 
 
-async def interleaved(variants: dict[str, Call], n: int, warmup: int) -> dict[str, Timing]:
+async def interleaved(
+    variants: dict[str, Call], n: int, warmup: int, settle: Call | None = None
+) -> dict[str, Timing]:
     """Call every variant once per iteration, rotating which goes first, ``n`` times.
 
     Interleaving spreads drift (frequency scaling, the other process on the machine, the
     allocator's state) over every variant equally; each call is timed alone, wall-clock
     (``perf_counter_ns``) and CPU (``process_time_ns``).
+
+    ``settle``, awaited after every call and timed with none, puts the process back in the
+    same state before the next call: waits out work a call left behind (background tasks,
+    a logging thread) and re-warms caches, so one variant's leftovers are not charged to
+    whichever variant follows it.
     """
     names = list(variants)
     calls = [variants[name] for name in names]
@@ -93,6 +100,8 @@ async def interleaved(variants: dict[str, Call], n: int, warmup: int) -> dict[st
             await calls[j]()
             t1 = wall_clock()
             cpu1 = cpu_clock()
+            if settle is not None:
+                await settle()
             timing = timings[j]
             timing.wall.append((t1 - t0) / 1000)
             timing.cpu += (cpu1 - cpu0) / 1000

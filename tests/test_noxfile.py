@@ -4,6 +4,7 @@ the wheelhouse the install docs name, the docs build leaves no temporary directo
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import types
 from pathlib import Path
@@ -73,3 +74,34 @@ def test_build_session_fills_the_documented_wheelhouse(
     assert f"pip install --find-links dist {' '.join(names)}\n" in readme
     assert names[0] == "multi-llm-orchestrator-core"
     assert "dist/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_litellm_session_is_one_command_and_stays_out_of_the_default_run(
+    noxfile: types.ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`nox -s litellm` installs LiteLLM itself (pinned exactly) and runs the comparison;
+    it is not a default session, and no default session or project file brings LiteLLM in."""
+    assert "litellm" not in noxfile.nox.options.sessions
+    assert noxfile.LITELLM.startswith("litellm==")
+    session = FakeSession()
+    installed: list[str] = []
+    session.install = lambda *args: installed.extend(args)  # type: ignore[method-assign]
+    session.posargs = ["--full", "--write"]
+    noxfile.litellm(session)
+    assert noxfile.LITELLM in installed
+    assert session.runs == [("python", "bench/litellm_compare.py", "--full", "--write")]
+    assert (ROOT / "bench" / "litellm_compare.py").is_file()
+
+    monkeypatch.setattr(noxfile, "WHEELHOUSE", tmp_path / "dist")
+    for name in noxfile.nox.options.sessions:  # what CI runs
+        default = FakeSession()
+        pulled: list[str] = []
+        default.install = lambda *args, out=pulled: out.extend(args)  # type: ignore[method-assign]
+        getattr(noxfile, name)(default)
+        # A word of its own: this checkout's folder may be named after the branch.
+        args = [*pulled, *(arg for run in default.runs for arg in run)]
+        assert not [arg for arg in args if re.search(r"(?<![\w-])litellm", arg)], name
+    for project_file in ("pyproject.toml", "uv.lock"):
+        assert "litellm" not in (ROOT / project_file).read_text(encoding="utf-8").lower()
+    doc = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert "<!-- litellm:start -->" in doc and "<!-- litellm:end -->" in doc
