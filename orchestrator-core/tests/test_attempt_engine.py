@@ -483,7 +483,9 @@ async def test_all_failed_names_every_provider_and_why_it_was_skipped() -> None:
     router.add_provider(Picky(MockConfig(name="picky")))
     async with anyio.create_task_group() as tg:
         tg.start_soon(router.chat, "occupy", None)
-        await anyio.sleep(0.01)
+        with anyio.fail_after(5):  # polled, not slept: a loaded machine may take longer
+            while router.stats()["providers"]["full"]["limits"]["in_flight"] < 1:
+                await anyio.sleep(0.001)
         with pytest.raises(AllProvidersFailedError) as info:
             await router.chat("x", {"temperature": 0.5})
         tg.cancel_scope.cancel()
