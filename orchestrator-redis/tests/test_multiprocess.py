@@ -59,7 +59,7 @@ def result(process: subprocess.Popen[str]) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         process.kill()
         _, err = process.communicate()
-        pytest.fail(f"worker {process.args[2:]} hung (killed after {HANG}s); stderr:\n{err}")
+        pytest.fail(f"worker {process.pid} hung (killed after {HANG}s); stderr:\n{err}")
     assert process.returncode == 0, err
     data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return data
