@@ -91,8 +91,11 @@ def test_four_processes_share_one_requests_per_minute_limit(
     assert sum(r["refused"] for r in results) == 500
     assert all(r["state"]["connected"] for r in results)
     refusals = [e for r in results for e in r["errors"]]
-    odd = [e for e in refusals if "shared limit requests_per_minute=100" not in e]
-    assert refusals and not odd, odd  # shown in full: it once failed under load, unseen
+    # A process that ran alone at first (others still starting, a loaded machine) may take
+    # all 100 itself: its own local window then refuses before Redis is asked.
+    odd = [e for e in refusals if "limit requests_per_minute=100 reached" not in e]
+    assert refusals and not odd, odd
+    assert any("shared limit requests_per_minute=100" in e for e in refusals)
 
 
 def test_a_breaker_opened_in_one_process_is_open_in_the_others(
