@@ -1,11 +1,21 @@
 """One router process of the multi-process tests: ``python worker.py SCENARIO URL PREFIX
-[N] [BACKEND]``; prints one JSON line with what it saw (its own local totals included)."""
+[N] [BACKEND] [BUDGET | MARKERS]``; prints one JSON line with what it saw (its own local
+totals included).
+
+An ``outage`` worker tells the test where it is through files in the MARKERS directory:
+``<pid>.up`` once it has served while Redis answers, ``<pid>.down`` once it has seen Redis
+fail. The test kills Redis only when every worker is up and restarts it only when every
+worker is down, so each process lives through the outage however slowly it runs.
+"""
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 import anyio
 
@@ -42,6 +52,7 @@ def build(scenario: str, url: str, prefix: str) -> tuple[Router, RedisState]:
 async def main() -> None:
     scenario, url, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     router, state = build(scenario, url, prefix)
+    markers = Path(sys.argv[6]) if scenario == "outage" else None
     ok = refused = 0
     errors: list[str] = []
     async with router:
@@ -50,8 +61,9 @@ async def main() -> None:
         # test kills it), so that every process lives through the outage.
         while made < n or (scenario == "outage" and not (state.faults and state.connected)):
             made += 1
-            if made > 100 * n:
-                raise SystemExit("the outage never came, or Redis never came back")
+            if markers is not None:
+                mark(markers, "up", state.connected and not state.faults and made > 10)
+                mark(markers, "down", state.faults > 0)
             try:
                 await router.route("hi")
                 ok += 1
@@ -84,5 +96,13 @@ async def main() -> None:
     )
 
 
+def mark(markers: Path, what: str, now: bool) -> None:
+    marker = markers / f"{os.getpid()}.{what}"
+    if now and not marker.exists():
+        marker.touch()
+
+
 if __name__ == "__main__":
+    # A worker that hangs shows where (on stderr, which the test reports) before it is killed.
+    faulthandler.dump_traceback_later(90)
     anyio.run(main, backend=sys.argv[5] if len(sys.argv) > 5 else "asyncio")
