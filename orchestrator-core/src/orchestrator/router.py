@@ -343,7 +343,6 @@ class Router:
         call = Call(kind, msgs, gen_params, hooks, request, deadline, until)
         if gen_params is not None or len(msgs) > 1:
             call.needs = required_capabilities(msgs, gen_params)
-            call.checked = bool(call.needs)
         return call
 
     def _capable(self, call: Call, slots: Sequence[ProviderSlot]) -> list[ProviderSlot]:

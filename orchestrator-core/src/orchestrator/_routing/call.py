@@ -35,10 +35,9 @@ class Call:
     attempts: list[Attempt] = field(default_factory=list)
     #: Set once the deadline ran out: no further attempt is made or blamed.
     deadline_hit: bool = False
-    #: Capabilities the request needs beyond plain chat (tools, structured output, ...).
+    #: Capabilities the request needs beyond plain chat (tools, structured output, ...);
+    #: when it needs any, the answer is checked before it counts as a success.
     needs: tuple[Capability, ...] = ()
-    #: The answer is checked (tool calls, response_format) before it counts as a success.
-    checked: bool = False
 
     def expired(self) -> bool:
         if self.until is not None and anyio.current_time() >= self.until:

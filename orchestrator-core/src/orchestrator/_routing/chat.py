@@ -54,7 +54,7 @@ class ChatOperation:
             completion.extra,
             calls,
         )
-        if call.checked:
+        if call.needs:
             # The provider answered (its breaker and bill say so) - but not what was asked.
             try:
                 parsed = check_answer(call.params, completion.text, calls)

@@ -101,7 +101,7 @@ class OpenStream:
                     raise contract_error(slot, "stream()", chunk, "a Chunk")
                 if chunk.delta or chunk.tool_calls or chunk.finish_reason is not None:
                     break
-            if chunk.tool_calls and call.checked:
+            if chunk.tool_calls and call.needs:
                 try:
                     check_tool_calls(call.params, chunk.tool_calls)
                 except StructuredOutputError:
@@ -200,7 +200,7 @@ async def stream_request(
                     chunk = replace(chunk, provider=name)
                 parts.append(chunk.delta)
                 if chunk.tool_calls:
-                    if later and call.checked:  # the first chunk's were checked when opening
+                    if later and call.needs:  # the first chunk's were checked when opening
                         try:
                             check_tool_calls(call.params, chunk.tool_calls)
                         except StructuredOutputError as exc:
@@ -252,7 +252,7 @@ async def stream_request(
                     UsageEvent(name, model, usage, cost, chunk.request_id, "stream")
                 )
             parsed = None
-            if call.checked and not calls and call.params is not None:
+            if call.needs and not calls and call.params is not None:
                 response_format = call.params.response_format
                 if response_format is not None:
                     try:
