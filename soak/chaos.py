@@ -125,9 +125,16 @@ async def soak(
             target = rng.choice(targets)
             await world.outage(target, rng.uniform(0.1, 0.4))
             result.restarts[target.name] += 1
-            if redis is not None:  # and Redis itself: killed, then back (empty)
+            if redis is not None and state is not None:  # Redis itself: killed, back empty
+                faults = state.faults
                 redis.stop()
                 await anyio.sleep(rng.uniform(0.1, 0.4))
+                # Down until the router has met the outage (a request, or the periodic
+                # sync at most sync_interval later): a restart that no call ever saw
+                # would test nothing, and the workers may all be done by now.
+                with anyio.move_on_after(3 * state.sync_interval):
+                    while state.faults == faults:  # noqa: ASYNC110 (a counter, no event)
+                        await anyio.sleep(0.02)
                 await anyio.to_thread.run_sync(redis.start)
                 result.restarts["redis"] += 1
 
