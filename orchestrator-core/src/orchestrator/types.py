@@ -10,12 +10,14 @@ response formats (``Tool``, ``ResponseFormat``) live in :mod:`orchestrator.tools
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from orchestrator.params import GenerationParams
@@ -34,6 +36,70 @@ __all__ = [
     "Usage",
     "coerce_messages",
 ]
+
+_T = TypeVar("_T")
+
+
+def _fast_init(cls: type[_T]) -> type[_T]:
+    """Build instances of a frozen slotted dataclass at the cost of a mutable one.
+
+    A frozen dataclass's ``__init__`` sets every field through ``object.__setattr__``: about
+    1.1 µs for a nine-field :class:`Chunk`, a third of what a streamed chunk may cost. Here
+    ``cls(...)`` fills a mutable twin with the same slots (plain attribute stores) and then
+    makes it a ``cls`` by assigning ``__class__``, which Python allows between classes of
+    one layout: 0.45 µs. The constructor is generated like dataclasses' own, with the same
+    signature and defaults. The instance is the frozen class's in every way (immutable,
+    hashable, ``replace``, ``fields``, ``repr``, pickling); a subclass of another layout is
+    built by the frozen ``__init__``, as before.
+    """
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    twin = type(f"_{cls.__name__}Init", (), {"__slots__": tuple(f.name for f in fields)})
+    namespace: dict[str, Any] = {
+        "_cls": cls,
+        "_twin": twin,
+        "_init": cls.__init__,
+        "_missing": dataclasses.MISSING,
+    }
+    params, factories = [], []
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not dataclasses.MISSING:
+            namespace[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_missing")
+            factories.append(f"    if {f.name} is _missing: {f.name} = _factory_{f.name}()")
+        else:
+            params.append(f.name)
+    arguments = ", ".join(f.name for f in fields)
+    source = "\n".join(
+        [
+            f"def __new__(kind, {', '.join(params)}):",
+            *factories,
+            "    if kind is not _cls:",
+            "        self = object.__new__(kind)",
+            f"        _init(self, {arguments})",
+            "        return self",
+            "    self = object.__new__(_twin)",
+            *(f"    self.{f.name} = {f.name}" for f in fields),
+            "    self.__class__ = _cls",
+            "    return self",
+        ]
+    )
+    exec(source, namespace)  # noqa: S102 - generated from the field names, as dataclasses does
+    new = namespace["__new__"]
+    new.__qualname__ = f"{cls.__qualname__}.__new__"
+    new.__doc__ = cls.__init__.__doc__
+    new.__signature__ = inspect.signature(cls.__init__)  # what help() and IDEs show
+
+    def __reduce__(self: Any) -> tuple[Any, ...]:
+        return type(self), tuple(getattr(self, f.name) for f in fields)
+
+    cls.__new__ = new  # type: ignore[method-assign]
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    del cls.__init__  # object.__init__ accepts the arguments once __new__ is overridden
+    return cls
+
 
 #: ``tool`` messages carry a tool's result back to the model (see :meth:`Message.tool_result`).
 Role = Literal["system", "user", "assistant", "tool"]
@@ -254,6 +320,7 @@ def _link_tool_results(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     return tuple(linked)
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts exactly as the vendor reported them (never re-estimated)."""
@@ -267,6 +334,7 @@ class Usage:
     reasoning_tokens: int | None = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Completion:
     """A finished answer."""
@@ -291,6 +359,7 @@ class Completion:
     parsed: Any = None
 
 
+@_fast_init
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """One piece of a streamed answer: ``delta`` is new text only (never cumulative).
