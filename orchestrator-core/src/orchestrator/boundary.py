@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import math
 import re
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,7 @@ __all__ = [
     "error_class_for_status",
     "error_for_status",
     "is_transient_status",
+    "json_loads",
     "map_transport_error",
     "mapped_transport_errors",
     "retry_after_from",
@@ -241,6 +243,34 @@ def retry_after_from(headers: Mapping[str, str] | None) -> float | None:
 
 
 # -- body shapes ----------------------------------------------------------------------------
+
+
+def json_loads(data: str | bytes) -> Any:
+    """``json.loads(data)``, decoded by msgspec when it can: about 1.2 µs less for a chat
+    stream's event, once per streamed chunk, and the same objects (integers of any size,
+    correctly rounded floats, the last of duplicate keys). Whatever msgspec refuses
+    (``NaN``, a lone surrogate, a number beyond a double, a body in UTF-16 or with a BOM,
+    deep nesting, malformed JSON) is decoded again by ``json.loads``, so those results and
+    errors are the standard library's."""
+    try:
+        return _decode(data)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
+        return json.loads(data)
+
+
+def _first_decode(data: str | bytes) -> Any:
+    """Import msgspec on the first decode, not with the library (it takes 15 ms)."""
+    global _decode
+    try:
+        import msgspec.json
+
+        _decode = msgspec.json.decode
+    except ImportError:  # pragma: no cover - a dependency on CPython; elsewhere json alone
+        _decode = json.loads
+    return _decode(data)
+
+
+_decode: Callable[[str | bytes], Any] = _first_decode
 
 
 def token_count(value: Any) -> int | None:

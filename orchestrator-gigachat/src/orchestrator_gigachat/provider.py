@@ -32,6 +32,7 @@ import anyio
 
 from orchestrator.boundary import (
     body_excerpt,
+    json_loads,
     map_transport_error,
     mapped_transport_errors,
     token_count,
@@ -286,24 +287,32 @@ class EventFields(NamedTuple):
 def parse_event(data: str) -> EventFields | None:
     """The fields of one SSE event's ``data`` (JSON), or None when it has another shape:
     ``{"choices": [null]}``, a string ``delta``, a numeric ``content``... A garbled
-    ``usage`` is dropped (see :func:`_usage`), not fatal."""
+    ``usage`` is dropped (see :func:`_usage`), not fatal.
+
+    Runs once per streamed chunk, so the checks are inlined (exact ``type`` tests: JSON
+    gives plain ``str``)."""
     try:
-        event = json.loads(data)
+        event = json_loads(data)
         choice = event["choices"][0]
         delta = choice.get("delta")
         if delta is None:
             delta = {}
-        text = _text(delta.get("content"))
-        finish_reason = _reason(choice.get("finish_reason"))
+        text = delta.get("content")
+        finish_reason = choice.get("finish_reason")
+        usage = event.get("usage")
+        function_call = delta.get("function_call")
+        state_id = delta.get("functions_state_id")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return None
     if text is None:
+        text = ""
+    elif type(text) is not str:
         return None
-    function_call = delta.get("function_call")
-    state_id = delta.get("functions_state_id")
-    if function_call is None and state_id is None:
-        return EventFields(text, finish_reason, _usage(event.get("usage")))
-    return EventFields(text, finish_reason, _usage(event.get("usage")), function_call, state_id)
+    if finish_reason is not None and type(finish_reason) is not str:
+        return None
+    return EventFields(
+        text, finish_reason, None if usage is None else _usage(usage), function_call, state_id
+    )
 
 
 def parse_embeddings(
@@ -528,7 +537,7 @@ class GigaChatProvider(BaseProvider):
     ) -> tuple[Any, httpx.Response]:
         response = await self._open(method, path, payload=payload, session_id=session_id)
         try:
-            return response.json(), response
+            return json_loads(response.content), response
         except (ValueError, RecursionError):
             raise ProviderError(
                 f"GigaChat answered {path} with a body that is not JSON; check base_url",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from orchestrator.boundary import json_loads
 from orchestrator.capabilities import EmbeddingSpace
 from orchestrator.errors import (
     InvalidRequestError,
@@ -248,7 +249,7 @@ class OllamaProvider(BaseProvider):
     async def _json(self, method: str, path: str, payload: Any = None) -> Any:
         response = await self._open(method, path, payload=payload)
         try:
-            return response.json()
+            return json_loads(response.content)
         except ValueError:
             raise ProviderError(
                 f"Ollama {method} {path} answered {response.status_code} with a body that is "
@@ -407,7 +408,7 @@ class OllamaProvider(BaseProvider):
                 raise broken('ended without its "done": true line (truncated)')
             lines += 1
             try:
-                data = json.loads(line)
+                data = json_loads(line)
             except ValueError:
                 raise broken(f"carried a line that is not JSON {line[:120]!r}") from None
             if not isinstance(data, dict):

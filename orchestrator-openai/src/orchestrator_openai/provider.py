@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from orchestrator.boundary import json_loads
 from orchestrator.capabilities import EmbeddingSpace
 from orchestrator.errors import (
     ConfigurationError,
@@ -295,7 +296,7 @@ class OpenAIProvider(BaseProvider):
     ) -> tuple[Any, httpx.Response]:
         response = await self._open(method, path, payload=payload)
         try:
-            return response.json(), response
+            return json_loads(response.content), response
         except ValueError:
             raise ProviderError(
                 f"{method} {path} answered {response.status_code} with a body that is not "
@@ -571,7 +572,7 @@ class OpenAIProvider(BaseProvider):
                 return
             events += 1
             try:
-                event = json.loads(data)
+                event = json_loads(data)
             except ValueError:
                 raise broken(f"carried a malformed event {data[:120]!r}") from None
             if not isinstance(event, dict):

@@ -34,6 +34,7 @@ import anyio
 
 from orchestrator.boundary import (
     body_excerpt,
+    json_loads,
     map_transport_error,
     mapped_transport_errors,
     token_count,
@@ -675,7 +676,7 @@ class YandexGPTProvider(BaseProvider):
 
     def _decode(self, response: httpx.Response, request_id: str) -> Any:
         try:
-            return response.json()
+            return json_loads(response.content)
         except (ValueError, RecursionError):
             raise ProviderError(
                 "YandexGPT answered 200 with a body that is not JSON; check base_url",
@@ -904,7 +905,7 @@ class YandexGPTProvider(BaseProvider):
             if not line:
                 continue
             try:
-                data = json.loads(line)
+                data = json_loads(line)
             except (ValueError, RecursionError):
                 data = None
             if not isinstance(data, dict):
