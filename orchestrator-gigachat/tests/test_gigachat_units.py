@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from orchestrator.sse import drain
 from orchestrator_gigachat.emulator import _pieces, _truncate, count_tokens
 from orchestrator_gigachat.errors import api_error, retry_after_of
-from orchestrator_gigachat.sse import EventReader, finish
+from orchestrator_gigachat.sse import EventReader
 
 
 def response(status: int, headers: dict[str, str] | None = None, text: str = "") -> httpx.Response:
@@ -90,5 +91,5 @@ async def test_sse_reader_follows_the_spec() -> None:
 async def test_sse_reader_empty_stream_and_finish() -> None:
     assert await _all(EventReader(_Raw())) == []
     raw = _Raw(b"a", b"b")
-    await finish(raw)
+    await drain(raw)
     assert await _all(EventReader(raw)) == []

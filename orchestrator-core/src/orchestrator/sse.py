@@ -8,9 +8,7 @@ Use it instead of ``response.aiter_lines()`` for an SSE stream::
         while (data := await reader.next_data()) is not None:
             ...  # one event's data, e.g. json.loads(data)
     finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
-            await drain(raw)
+        await release(response, raw)
 
 Why not ``aiter_lines()``: httpx splits lines like ``str.splitlines`` — also on U+2028,
 U+2029, U+0085 and other Unicode line breaks, which a server may send raw inside a JSON
@@ -22,17 +20,22 @@ comments (``:``) and the other fields (``event``, ``id``, ``retry``) are skipped
 The reader is a plain object pulling from ``response.aiter_bytes()``: no nested async
 generators that an abandoned stream would leave to the garbage collector (trio reports
 those), and pieces of a long line are joined once (linear time). :func:`drain` runs httpx's
-own generator chain to its end once the response is closed, for the same reason.
+own generator chain to its end once the response is closed, for the same reason, and
+:func:`release` does both, shielded, whenever the body was not read to its end.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import anyio
 
-__all__ = ["EventReader", "LineSplitter", "drain"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["EventReader", "LineSplitter", "drain", "release"]
 
 
 class LineSplitter:
@@ -134,3 +137,15 @@ async def drain(raw: AsyncIterator[bytes]) -> None:
                 await anext(raw)
         except Exception:  # noqa: S110 - a closed stream ends the chain with an error: wanted
             pass
+
+
+async def release(response: httpx.Response, raw: AsyncIterator[bytes]) -> None:
+    """Close ``response`` and :func:`drain` ``raw``, shielded: a cancelled or abandoned
+    stream still releases its connection. A body read to its end needs neither (httpx
+    closed the response, the generator chain is done), so then nothing is awaited and no
+    cancel scope is entered (each costs about 5 µs a stream on asyncio)."""
+    if response.is_closed and getattr(raw, "ag_frame", True) is None:
+        return
+    with anyio.CancelScope(shield=True):
+        await response.aclose()
+        await drain(raw)

@@ -47,6 +47,7 @@ from orchestrator.errors import (
     StructuredOutputError,
 )
 from orchestrator.providers.base import BaseProvider
+from orchestrator.sse import release
 from orchestrator.types import (
     Chunk,
     Completion,
@@ -76,7 +77,7 @@ from orchestrator_gigachat.functions import (
     response_format_for,
     tool_call_from_wire,
 )
-from orchestrator_gigachat.sse import EventReader, finish
+from orchestrator_gigachat.sse import EventReader
 
 if TYPE_CHECKING:
     import httpx
@@ -717,10 +718,7 @@ class GigaChatProvider(BaseProvider):
                 async for chunk in chunks:
                     yield chunk
         finally:
-            # Shielded: a cancelled or abandoned stream must still release the connection.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                await finish(raw)
+            await release(response, raw)  # shielded, unless the body was read to its end
 
     async def _events(
         self,

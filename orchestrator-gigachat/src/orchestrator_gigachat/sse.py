@@ -3,8 +3,9 @@
 httpx reads a body through a chain of async generators; one left half-consumed is
 garbage-collected unclosed, which trio reports as a ``ResourceWarning``
 (encode/httpx#3686). So the SSE layer here is a plain object pulling from
-``response.aiter_raw()``, and :func:`finish` runs that chain to its end once the response
-is closed. (httpx-sse would add two more generator levels: ``aiter_text`` and its own.)
+``response.aiter_raw()``, and :func:`orchestrator.sse.release` runs that chain to its end
+once the response is closed. (httpx-sse would add two more generator levels: ``aiter_text``
+and its own.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import codecs
 from collections import deque
 from collections.abc import AsyncIterator
 
-import anyio
-
-__all__ = ["EventReader", "finish"]
+__all__ = ["EventReader"]
 
 
 class EventReader:
@@ -89,13 +88,3 @@ class EventReader:
             field, _, value = line.partition(":")
             if field == "data":
                 data.append(value[1:] if value[:1] == " " else value)
-
-
-async def finish(raw: AsyncIterator[bytes]) -> None:
-    """Run httpx's generator chain to its end after the response was closed."""
-    with anyio.move_on_after(1.0):
-        try:
-            while True:
-                await anext(raw)
-        except Exception:  # noqa: S110 - a closed stream ends the chain with an error: wanted
-            pass

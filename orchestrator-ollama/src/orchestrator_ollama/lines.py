@@ -4,17 +4,16 @@ Ollama streams one JSON object per ``\\n``-terminated line. The reader is a plai
 pulling from ``response.aiter_bytes()``: pieces of a line are kept in a list and joined
 once, so a long line arriving in many small reads costs linear time, and only ``\\n`` ends a
 line (httpx's ``aiter_lines`` also splits on U+0085, which Go's JSON encoder sends raw).
-:func:`finish` runs httpx's generator chain to its end once the response is closed, so an
-abandoned stream leaves no generator to the garbage collector (trio would report it).
+:func:`orchestrator.sse.release` runs httpx's generator chain to its end once the response
+is closed, so an abandoned stream leaves no generator to the garbage collector (trio would
+report it).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import anyio
-
-__all__ = ["LineReader", "finish"]
+__all__ = ["LineReader"]
 
 
 class LineReader:
@@ -60,13 +59,3 @@ class LineReader:
             line = self._lines.pop().removesuffix(b"\r")
             if line.strip():
                 return line.decode("utf-8", "replace")
-
-
-async def finish(raw: AsyncIterator[bytes]) -> None:
-    """Run httpx's generator chain to its end after the response was closed."""
-    with anyio.move_on_after(1.0):
-        try:
-            while True:
-                await anext(raw)
-        except Exception:  # noqa: S110 - a closed stream ends the chain with an error: wanted
-            pass

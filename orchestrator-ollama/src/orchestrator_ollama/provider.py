@@ -37,6 +37,7 @@ from orchestrator.errors import (
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider, map_transport_error
+from orchestrator.sse import release
 from orchestrator.tools import new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
@@ -57,7 +58,7 @@ from orchestrator_ollama.config import (
     known_dimension,
 )
 from orchestrator_ollama.errors import api_error, pull_hint
-from orchestrator_ollama.lines import LineReader, finish
+from orchestrator_ollama.lines import LineReader
 
 if TYPE_CHECKING:
     import httpx
@@ -382,10 +383,7 @@ class OllamaProvider(BaseProvider):
                 async for chunk in chunks:
                     yield chunk
         finally:
-            # Shielded: a cancelled or abandoned stream must still release the connection.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                await finish(raw)
+            await release(response, raw)  # shielded, unless the body was read to its end
 
     async def _lines(self, reader: LineReader, model: str | None) -> AsyncGenerator[Chunk, None]:
         import httpx

@@ -41,7 +41,7 @@ from orchestrator.errors import (
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider, map_transport_error
-from orchestrator.sse import EventReader, drain
+from orchestrator.sse import EventReader, release
 from orchestrator.tools import ResponseFormat, ToolCallAssembler, new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
@@ -506,10 +506,7 @@ class OpenAIProvider(BaseProvider):
                 async for chunk in chunks:
                     yield chunk
         finally:
-            # Shielded: a cancelled or abandoned stream must still release the connection.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                await drain(raw)
+            await release(response, raw)  # shielded, unless the body was read to its end
 
     async def _events(
         self, response: httpx.Response, reader: EventReader, model: str | None

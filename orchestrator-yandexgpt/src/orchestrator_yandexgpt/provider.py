@@ -49,6 +49,7 @@ from orchestrator.errors import (
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider
+from orchestrator.sse import release
 from orchestrator.tools import new_call_id, parse_arguments
 from orchestrator.types import (
     Chunk,
@@ -464,17 +465,6 @@ class _LineReader:
         return self._lines[self._next - 1].decode("utf-8", "replace")
 
 
-async def _finish(raw: AsyncIterator[bytes]) -> None:
-    """Run httpx's generator chain to its end after the response was closed, so no
-    half-consumed generator is left for the garbage collector."""
-    with anyio.move_on_after(1.0):
-        try:
-            while True:
-                await anext(raw)
-        except Exception:  # noqa: S110  (closed: any read error ends the chain, as wanted)
-            pass
-
-
 class YandexGPTProvider(BaseProvider):
     """YandexGPT through the Foundation Models REST API (``llm.api.cloud.yandex.net``).
 
@@ -804,9 +794,7 @@ class YandexGPTProvider(BaseProvider):
                 async for chunk in deltas:
                     yield chunk
         finally:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                await _finish(raw)
+            await release(response, raw)  # shielded, unless the body was read to its end
 
     def _stream_error(self, message: str, request_id: str, received: str) -> StreamError:
         return StreamError(

@@ -16,7 +16,6 @@ the API (or a proxy) sends ends as a ``Completion``/``Chunk`` or a typed
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ import httpx
 from orchestrator.boundary import (
     body_excerpt,
     error_for_status,
+    json_loads,
     mapped_transport_errors,
     token_count,
 )
@@ -41,7 +41,7 @@ from orchestrator.errors import (
     StreamError,
 )
 from orchestrator.providers.base import BaseProvider
-from orchestrator.sse import EventReader, drain
+from orchestrator.sse import EventReader, release
 from orchestrator.types import Chunk, Completion, FinishReason, GenerationParams, Message, Usage
 
 __all__ = ["{{ cookiecutter.class_name }}"]
@@ -124,7 +124,7 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
     ``{"error": "..."}``, ``{"message": ...}`` or ``{"detail": "..."}`` as other servers and
     proxies send them; None for what is not there (the raw body is quoted instead)."""
     try:
-        data = response.json()
+        data = json_loads(response.content)
     except (ValueError, RecursionError):
         return None, None
     error = data.get("error", data) if isinstance(data, dict) else None
@@ -280,7 +280,7 @@ class {{ cookiecutter.class_name }}(BaseProvider):
                 raise self._error(response)
             request_id = response.headers.get("x-request-id")
             try:
-                answer = _completion(response.json())
+                answer = _completion(json_loads(response.content))
             except (ValueError, RecursionError):
                 answer = None
             if answer is None:
@@ -356,7 +356,7 @@ class {{ cookiecutter.class_name }}(BaseProvider):
                         )
                         return
                     try:
-                        event = json.loads(data)
+                        event = json_loads(data)
                     except (ValueError, RecursionError):
                         event = None
                     if isinstance(event, dict) and event.get("error"):
@@ -386,10 +386,9 @@ class {{ cookiecutter.class_name }}(BaseProvider):
                                 request_id=request_id,
                             )
         finally:
-            # Shielded so a cancelled caller still closes the response and frees the socket.
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                await drain(raw)  # httpx's generators, run to their end (trio warns otherwise)
+            # Closes the response and runs httpx's generators to their end (trio warns
+            # otherwise), shielded so a cancelled caller still frees the socket.
+            await release(response, raw)
         raise StreamError(
             f"{VENDOR} stream ended without its final event (data: [DONE]); "
             "the answer is truncated",
