@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import hookspecs
@@ -20,7 +21,10 @@ LIFECYCLE_HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("on_
 
 
 async def _call(hook: Any, **kwargs: Any) -> None:
-    """Call one pluggy ``HookCaller``, awaiting what async implementations return."""
+    """Call one pluggy ``HookCaller``, awaiting what async implementations return; None
+    is a hook no plugin implements."""
+    if hook is None:
+        return
     try:
         for result in hook(**kwargs):
             if inspect.isawaitable(result):
@@ -36,7 +40,16 @@ class LifecycleHooks:
     __slots__ = ("_relay",)
 
     def __init__(self, relay: Any) -> None:
-        self._relay = relay  # pluggy's HookRelay
+        # pluggy's hook callers, None for each hook no plugin implements: a plugin that
+        # watches one hook does not make every request pay a pluggy call for all eight.
+        # (The router builds a new relay whenever plugins are registered or removed.)
+        self._relay = SimpleNamespace(
+            **{
+                name: caller if caller.get_hookimpls() else None
+                for name in LIFECYCLE_HOOKS
+                for caller in (getattr(relay, name),)
+            }
+        )
 
     async def request_start(self, request: RequestInfo) -> None:
         await _call(self._relay.on_request_start, request=request)
