@@ -71,7 +71,7 @@ PUBLIC = {
         "EmbeddingSpace",
         "required_capabilities",
     ],
-    "orchestrator.sse": ["EventReader", "LineSplitter", "drain"],
+    "orchestrator.sse": ["EventReader", "LineSplitter", "drain", "release"],
 }
 
 
