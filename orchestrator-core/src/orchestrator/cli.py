@@ -317,15 +317,12 @@ def _after_answer(args: argparse.Namespace, provider: str, usage_line: str) -> N
 def cmd_providers(args: argparse.Namespace) -> int:
     import json
 
-    from orchestrator.errors import ConfigurationError
     from orchestrator.plugins import default_registry
 
     registry = default_registry()
     registry.load()  # never raises: a plugin that fails to load is listed below
     if args.check:  # import the classes plugins named without importing (a failure is listed)
-        for info in list(registry.providers.values()):
-            with contextlib.suppress(ConfigurationError):
-                info.cls  # noqa: B018 - imported for its side effect
+        registry.load_provider_classes()
     # What is listed is known without importing a provider class (nor pydantic, nor httpx).
     infos = sorted(registry.providers.values(), key=lambda i: i.name)
     if args.json:
@@ -382,7 +379,6 @@ def cmd_providers(args: argparse.Namespace) -> int:
 def cmd_prices(args: argparse.Namespace) -> int:
     import json
 
-    from orchestrator.errors import ConfigurationError
     from orchestrator.plugins import default_registry
     from orchestrator.pricing import describe_prices
 
@@ -391,10 +387,8 @@ def cmd_prices(args: argparse.Namespace) -> int:
     if args.provider:
         infos = [registry.provider_info(name) for name in args.provider]
     else:  # each class is imported for its prices; one that fails to is left out
-        infos = []
-        for info in sorted(registry.providers.values(), key=lambda i: i.name):
-            with contextlib.suppress(ConfigurationError):
-                infos.append(registry.provider_info(info.name))
+        registry.load_provider_classes()
+        infos = sorted(registry.providers.values(), key=lambda i: i.name)
     reports = [
         {"provider": i.name, "distribution": i.distribution, "version": i.version}
         | describe_prices(i.cls.prices)

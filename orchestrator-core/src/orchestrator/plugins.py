@@ -633,6 +633,17 @@ class PluginRegistry:
             self._resolve(info, asked=name)
         return info
 
+    def load_provider_classes(self) -> None:
+        """Import every provider class a plugin named as ``module:Class``; one that fails to
+        import is removed from :attr:`providers` and its plugin recorded in :attr:`failures`
+        (never raises, like :meth:`load`). For code that needs every class, e.g. to ask each
+        for its settings; ``orchestrator providers --check`` runs it."""
+        self.load()
+        for info in list(self.providers.values()):
+            if not info.loaded:
+                with contextlib.suppress(ConfigurationError):
+                    self._resolve(info)
+
     def _resolve(self, info: ProviderInfo, asked: str | None = None) -> type[BaseProvider]:
         """Import the class of a provider its plugin named as ``module:Class``.
 
