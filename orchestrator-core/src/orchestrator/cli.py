@@ -383,7 +383,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
     from orchestrator.pricing import describe_prices
 
     registry = default_registry()
-    registry.load()  # never raises: `orchestrator providers` shows load failures
+    registry.load()  # never raises: `orchestrator providers --check` shows load failures
     if args.provider:
         infos = [registry.provider_info(name) for name in args.provider]
     else:  # each class is imported for its prices; one that fails to is left out
