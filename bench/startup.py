@@ -7,11 +7,15 @@
   with both plugins installed), next to ``python -c pass``;
 - ``-X importtime`` gives the orchestrator modules with the largest own (self) import time.
 
-Variants are interleaved run by run; the figures are medians with min … max.
+Variants are interleaved run by run; the figures are medians with min … max. Run alone:
+``python bench/startup.py [--repeat N]``. With ``PYTHONDONTWRITEBYTECODE`` set and no
+bytecode cached every process compiles what it imports, which inflates every figure (the
+whole ``orchestrator providers`` process ~1.5x): warned about on stderr.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -124,3 +128,40 @@ def table(results: dict[str, Spread], deps: list[str]) -> Table:
             ok=results[name].median <= 150,
         )
     return out
+
+
+def _bytecode_warning() -> str | None:
+    if not sys.flags.dont_write_bytecode:
+        return None
+    import importlib.util
+
+    import orchestrator
+
+    cached = importlib.util.cache_from_source(orchestrator.__file__)
+    if os.path.exists(cached):
+        return None
+    return (
+        "warning: PYTHONDONTWRITEBYTECODE is set and the orchestrator's bytecode is not "
+        "cached: every process compiles its imports, so the figures are inflated; run "
+        f"`{Path(sys.executable).name} -m compileall -q <source and site-packages dirs>` "
+        "first, or unset it"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--repeat", type=int, default=10, help="runs of each (default 10)")
+    args = parser.parse_args()
+    warning = _bytecode_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    results, deps, own = measure(args.repeat)
+    out = table(results, deps)
+    out.note = "Largest own import items (`-X importtime`, self): " + ", ".join(
+        f"`{name}` {ms:.1f} ms" for name, ms in own
+    )
+    print(out.markdown())
+
+
+if __name__ == "__main__":
+    main()

@@ -179,6 +179,83 @@ def test_providers_lists_failed_plugins(run: Run, monkeypatch: pytest.MonkeyPatc
     assert json.loads(out)["failed"][0]["reason"] == "import failed: ImportError: x"
 
 
+def _naming_registry(target: str, emulator: str | None = "named_emulator:App") -> PluginRegistry:
+    """Built-ins plus a plugin that names its provider class as ``module:Class``."""
+    import types
+
+    import orchestrator
+
+    module = types.ModuleType("p_named")
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        register(target, name="named", aliases=("nm",), emulator=emulator)
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    registry = PluginRegistry(entry_points=False)
+    registry.register_plugin(module, "named")
+    return registry
+
+
+def test_providers_lists_a_named_class_without_importing_it(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _naming_registry("cli_no_such_module:NamedProvider")
+    monkeypatch.setattr("orchestrator.plugins.default_registry", lambda: registry)
+    code, out, _ = run("providers")
+    assert code == 0 and "Failed to load" not in out
+    assert out.splitlines()[2].split() == [
+        "named",
+        "multi-llm-orchestrator-core",
+        "(built-in)",
+        "nm",
+        "yes",
+    ]
+    code, out, _ = run("providers", "--json")
+    named = json.loads(out)["providers"][1]
+    assert (named["class"], named["emulator"]) == (
+        "cli_no_such_module.NamedProvider",
+        "named_emulator:App",
+    )
+
+
+def test_providers_check_imports_each_class(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = _naming_registry("cli_no_such_module:NamedProvider")
+    monkeypatch.setattr("orchestrator.plugins.default_registry", lambda: registry)
+    code, out, _ = run("providers", "--check")
+    assert code == 0 and "Failed to load" in out and "named" not in out.split("Failed")[0]
+    assert "No module named 'cli_no_such_module'" in out
+    code, out, _ = run("providers", "--check", "--json")
+    [failed] = json.loads(out)["failed"]
+    assert failed["plugin"] == "named"
+    assert failed["reason"].startswith("import failed: ModuleNotFoundError")
+    code, out, _ = run("prices", "--json")  # the broken one is left out, the rest priced
+    assert code == 0 and [p["provider"] for p in json.loads(out)["providers"]] == ["mock"]
+
+
+def test_providers_check_lists_the_same_when_every_class_imports(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = _naming_registry("orchestrator.providers.mock:MockProvider", emulator=None)
+    monkeypatch.setattr("orchestrator.plugins.default_registry", lambda: registry)
+    _, listed, _ = run("providers", "--json")
+    _, checked, _ = run("providers", "--check", "--json")
+    assert json.loads(checked) == json.loads(listed)
+
+
+def test_providers_imports_no_provider_class() -> None:
+    """`orchestrator providers` stays cheap: no provider module, pydantic or HTTP client."""
+    code = (
+        "import sys; from orchestrator import cli; cli.main(['providers', '--json']); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'pydantic') "
+        "or m.endswith(('.provider', '.mock', '.config'))]; "
+        "print(bad, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == "[]"
+    assert "orchestrator.providers.mock.MockProvider" in done.stdout
+
+
 # -- ask ----------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -570,3 +570,200 @@ def test_registry_is_a_plain_class_keeping_its_state_private(registry: PluginReg
     assert "_aliases" not in text and "_lock" not in text and "PluginManager" not in text
     assert registry != PluginRegistry(entry_points=False)  # identity, not field equality
     assert not hasattr(registry, "_sources")
+
+
+# -- classes named as "module:Class": imported on first use (issue 13) ----------------------
+
+
+@pytest.fixture
+def named_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str, str], str]]:
+    """Write a module on sys.path; forget it (and its import) after the test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    written: list[str] = []
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        written.append(name)
+        return name
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+def naming_plugin(
+    target: str, name: str = "lazy", **options: Any
+) -> Callable[[], types.ModuleType]:
+    def load() -> types.ModuleType:
+        module = types.ModuleType("p_naming")
+
+        @orchestrator.hookimpl
+        def register_providers(register: Callable[..., None]) -> None:
+            register(target, name=name, **options)
+
+        module.register_providers = register_providers  # type: ignore[attr-defined]
+        return module
+
+    return load
+
+
+LAZY_PROVIDER = """
+    from orchestrator.providers import MockProvider
+
+    class LazyProvider(MockProvider):
+        emulator = "lazy_emulator:App"
+"""
+
+
+def test_a_named_class_is_listed_without_importing_it(
+    entry_points: list[FakeEntryPoint], named_module: Callable[[str, str], str]
+) -> None:
+    module = named_module("lazy_provider_a", LAZY_PROVIDER)
+    entry_points.append(
+        FakeEntryPoint(
+            "lazy",
+            naming_plugin(f"{module}:LazyProvider", aliases=("lz",), emulator="lazy_emulator:App"),
+        )
+    )
+    registry = PluginRegistry()
+    registry.load()
+    info = registry.providers["lazy"]
+    assert module not in sys.modules and not info.loaded
+    assert info.class_path == f"{module}.LazyProvider" and info.class_name == "LazyProvider"
+    assert info.emulator == "lazy_emulator:App" and info.aliases == ("lz",)
+    assert (info.plugin, info.distribution, info.version) == ("lazy", "orchestrator-fake", "9.9")
+    assert registry.provider_info("lz") is info and info.loaded
+    assert info.cls is sys.modules[module].LazyProvider
+    assert info.class_path == f"{module}.LazyProvider"
+    assert type(registry.create_provider("lazy")) is info.cls
+    assert registry.failures == []
+
+
+def test_provider_class_imports_only_the_class_asked_for(
+    entry_points: list[FakeEntryPoint], named_module: Callable[[str, str], str]
+) -> None:
+    first = named_module("lazy_provider_b", LAZY_PROVIDER)
+    second = named_module("lazy_provider_c", LAZY_PROVIDER.replace("LazyProvider", "OtherProvider"))
+    entry_points.append(FakeEntryPoint("one", naming_plugin(f"{first}:LazyProvider", "one")))
+    entry_points.append(FakeEntryPoint("two", naming_plugin(f"{second}:OtherProvider", "two")))
+    registry = PluginRegistry()
+    cls = registry.provider_class("OtherProvider")
+    assert cls is sys.modules[second].OtherProvider
+    assert first not in sys.modules
+    assert registry.provider_class("NoSuchProvider") is None
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("raise ImportError(\"No module named 'vendor_sdk'\")", "import failed: ImportError"),
+        ("LazyProvider = dict", "registration failed: TypeError"),
+        ("", "import failed: AttributeError"),
+    ],
+)
+def test_a_named_class_that_fails_to_import_is_a_load_failure(
+    entry_points: list[FakeEntryPoint],
+    named_module: Callable[[str, str], str],
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+    reason: str,
+) -> None:
+    module = named_module(f"lazy_broken_{abs(hash(source))}", source)
+    entry_points.append(FakeEntryPoint("lazy", naming_plugin(f"{module}:LazyProvider")))
+    registry = PluginRegistry()
+    registry.load()
+    info = registry.providers["lazy"]
+    assert registry.failures == []
+    for _ in range(2):  # the second lookup says why too, and records nothing new
+        with pytest.raises(ConfigurationError) as raised:
+            registry.provider_info("lazy")
+        message = str(raised.value)
+        assert "plugin 'lazy' (distribution orchestrator-fake) failed to load" in message
+        assert reason in message and "Unknown provider" not in message
+    [failure] = registry.failures
+    assert failure.reason.startswith(reason)
+    assert (failure.plugin, failure.distribution, failure.version) == (
+        "lazy",
+        "orchestrator-fake",
+        "9.9",
+    )
+    assert "lazy" not in registry.providers
+    assert any("'lazy'" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigurationError, match="failed to load"):
+        info.cls  # noqa: B018 - a stale info says why too
+    assert len(registry.failures) == 1
+    assert registry.provider_class("LazyProvider") is None
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "reason"),
+    [
+        ("no_colon.LazyProvider", {}, "nor a 'package.module:Class' reference"),
+        ("bad module:Lazy", {}, "nor a 'package.module:Class' reference"),
+        ("mod:Lazy", {"emulator": 3}, "must be a 'module:factory' string"),
+    ],
+)
+def test_a_bad_class_reference_is_refused_at_registration(
+    entry_points: list[FakeEntryPoint], target: str, options: dict[str, Any], reason: str
+) -> None:
+    entry_points.append(FakeEntryPoint("bad", naming_plugin(target, **options)))
+    registry = PluginRegistry()
+    registry.load()
+    assert set(registry.providers) == {"mock"}
+    [failure] = registry.failures
+    assert "register_providers raised TypeError" in failure.reason and reason in failure.reason
+
+
+def test_emulator_goes_with_a_named_class_only(registry: PluginRegistry) -> None:
+    module = types.ModuleType("p_emulator")
+
+    @orchestrator.hookimpl
+    def register_providers(register: Callable[..., None]) -> None:
+        register(MockProvider, name="other", emulator="x:y")
+
+    module.register_providers = register_providers  # type: ignore[attr-defined]
+    registry.register_plugin(module, "emu")
+    [failure] = registry.failures
+    assert "emulator= goes with a provider named as 'module:Class'" in failure.reason
+
+
+def test_the_mock_module_registered_by_hand_is_not_a_conflict(registry: PluginRegistry) -> None:
+    from orchestrator.providers import mock
+
+    registry.register_plugin(mock, "mock-module")
+    assert registry.failures == []
+    assert registry.provider_info("mock").cls is MockProvider
+
+
+def test_provider_info_is_read_only_and_compares_by_value(registry: PluginRegistry) -> None:
+    info = registry.provider_info("mock")
+    with pytest.raises(AttributeError):
+        info.name = "other"  # type: ignore[misc]
+    assert info == registry.providers["mock"] and hash(info) == hash(registry.providers["mock"])
+    assert "MockProvider" in repr(info) and "_load" not in repr(info)
+
+
+def test_installed_plugins_declare_what_their_classes_say() -> None:
+    """A plugin that names its class declares its emulator too: both must match the class."""
+    registry = PluginRegistry()
+    registry.load()
+    for info in list(registry.providers.values()):
+        declared = (info.class_path, info.emulator)
+        cls = registry.provider_info(info.name).cls
+        assert declared == (f"{cls.__module__}.{cls.__qualname__}", cls.emulator), info.name
+
+
+def test_loading_the_plugins_imports_no_provider_class() -> None:
+    code = (
+        "import sys; from orchestrator.plugins import default_registry; "
+        "default_registry().load(); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('httpx', 'httpcore', 'pydantic') "
+        "or m.endswith(('.provider', '.mock'))]; "
+        "print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

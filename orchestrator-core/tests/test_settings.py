@@ -385,6 +385,26 @@ def test_from_env_without_credentials(
     assert "envmock" in message and "GIGACHAT_CREDENTIALS" in message and "YC_API_KEY" in message
 
 
+def test_from_env_leaves_out_a_named_class_that_fails_to_import(
+    env_registry: PluginRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin may name its class (``module:Class``) to import it on first use; one that
+    fails to import then is left out and recorded, as a plugin that failed to load was."""
+
+    class Named:
+        @orchestrator.hookimpl
+        def register_providers(self, register: Callable[..., None]) -> None:
+            register("settings_no_such_module:Provider", name="broken")
+
+    env_registry.register_plugin(Named(), name="named-plugin")
+    monkeypatch.setenv("ENVMOCK_KEY", "sk-env-key-0002")
+    router = router_from_env(registry=env_registry)
+    assert [p.config.name for p in router.providers] == ["envmock"]
+    assert "broken" not in env_registry.providers
+    [failure] = env_registry.failures
+    assert failure.plugin == "named-plugin" and "settings_no_such_module" in failure.reason
+
+
 @pytest.mark.usefixtures("no_vendor_credentials")
 def test_router_from_env_classmethod(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(NoProvidersError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -41,6 +44,28 @@ def test_installed_but_not_configured_costs_nothing() -> None:
     assert dormant is not orchestrator_otel.PLUGIN
     assert repr(dormant) == "<orchestrator-otel: installed, not configured>"
     assert Router(registry=registry)._lifecycle() is None
+
+
+def test_loading_the_dormant_entry_point_imports_no_opentelemetry() -> None:
+    """Every registry loads the entry point (``orchestrator providers`` too): while
+    telemetry is off it stays dormant without importing OpenTelemetry; a provider named in
+    the environment is still found."""
+    code = (
+        "import sys; from orchestrator.plugins import PluginRegistry; "
+        "r = PluginRegistry(); r.load(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'opentelemetry'}), "
+        "[repr(p) for p in r.plugin_manager.get_plugins() if 'otel' in repr(p)])"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.strip() == "[] ['<orchestrator-otel: installed, not configured>']"
+    env["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    assert out.startswith("['opentelemetry'] ") and "not configured" not in out
 
 
 def test_a_global_sdk_installed_first_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -321,6 +321,9 @@ def cmd_providers(args: argparse.Namespace) -> int:
 
     registry = default_registry()
     registry.load()  # never raises: a plugin that fails to load is listed below
+    if args.check:  # import the classes plugins named without importing (a failure is listed)
+        registry.load_provider_classes()
+    # What is listed is known without importing a provider class (nor pydantic, nor httpx).
     infos = sorted(registry.providers.values(), key=lambda i: i.name)
     if args.json:
         print(
@@ -329,12 +332,12 @@ def cmd_providers(args: argparse.Namespace) -> int:
                     "providers": [
                         {
                             "name": i.name,
-                            "class": f"{i.cls.__module__}.{i.cls.__qualname__}",
+                            "class": i.class_path,
                             "aliases": list(i.aliases),
                             "plugin": i.plugin,
                             "distribution": i.distribution,
                             "version": i.version,
-                            "emulator": i.cls.emulator,
+                            "emulator": i.emulator,
                         }
                         for i in infos
                     ],
@@ -358,7 +361,7 @@ def cmd_providers(args: argparse.Namespace) -> int:
             i.distribution or "multi-llm-orchestrator-core (built-in)",
             i.version or "",
             ", ".join(i.aliases),
-            "yes" if i.cls.emulator else "",
+            "yes" if i.emulator else "",
         )
         for i in infos
     ]
@@ -380,10 +383,12 @@ def cmd_prices(args: argparse.Namespace) -> int:
     from orchestrator.pricing import describe_prices
 
     registry = default_registry()
-    registry.load()  # never raises: `orchestrator providers` shows load failures
-    infos = sorted(registry.providers.values(), key=lambda i: i.name)
+    registry.load()  # never raises: `orchestrator providers --check` shows load failures
     if args.provider:
         infos = [registry.provider_info(name) for name in args.provider]
+    else:  # each class is imported for its prices; one that fails to is left out
+        registry.load_provider_classes()
+        infos = sorted(registry.providers.values(), key=lambda i: i.name)
     reports = [
         {"provider": i.name, "distribution": i.distribution, "version": i.version}
         | describe_prices(i.cls.prices)
@@ -733,9 +738,16 @@ def build_parser() -> argparse.ArgumentParser:
         "providers",
         help="list installed provider plugins",
         description="List installed provider plugins with their distribution and version, "
-        "and plugins that failed to load with the reason.",
+        "and plugins that failed to load with the reason. Provider classes a plugin names "
+        "without importing them are imported with --check (one that fails to import is "
+        "listed as failed).",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="import every provider class too, so one that cannot be imported is listed",
+    )
     p.set_defaults(handler=cmd_providers)
 
     p = commands.add_parser(

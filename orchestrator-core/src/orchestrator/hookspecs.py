@@ -30,7 +30,9 @@ def hookspec(func: _F) -> _F:
 
 @hookspec
 def register_providers(register: Callable[..., None]) -> None:
-    """Register provider classes: ``register(ProviderClass, name="gigachat", aliases=())``."""
+    """Register provider classes: ``register(ProviderClass, name="gigachat", aliases=())``,
+    or name one to import on first use: ``register("package.module:ProviderClass",
+    name="gigachat", emulator="package.emulator:App")``."""
 
 
 @hookspec

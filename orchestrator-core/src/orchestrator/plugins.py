@@ -18,6 +18,10 @@ in the ``orchestrator.providers`` entry-point group::
 
 The entry-point name (``myvendor``) is what the allow and block lists below use; the names
 passed to ``register`` are what ``create_provider("myvendor", config)`` and config files use.
+A plugin may also name the class instead of importing it, ``register(
+"orchestrator_myvendor.provider:MyVendorProvider", name="myvendor", emulator=...)``: it is
+imported on first lookup, so loading the plugins (and ``orchestrator providers``) stays cheap;
+if it fails to import then, the plugin counts as one that failed to load (see below).
 The core validates what you register: a ``BaseProvider`` subclass, and a name and aliases
 that no other provider (built-in ``mock`` included) already holds as a name or an alias.
 
@@ -39,6 +43,7 @@ Environment variables:
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -74,7 +79,7 @@ ENTRY_POINT_GROUP = "orchestrator.providers"
 ENV_ALLOW = "ORCHESTRATOR_PLUGINS"
 ENV_BLOCK = "ORCHESTRATOR_DISABLE_PLUGINS"
 #: Built-in behaviour, registered through the same hooks third parties use.
-DEFAULT_PLUGINS = ("orchestrator.strategies", "orchestrator.providers.mock")
+DEFAULT_PLUGINS = ("orchestrator.strategies", "orchestrator.providers")
 
 #: Packages that provide well-known providers, for "pip install ..." hints.
 KNOWN_PACKAGES = {
@@ -98,15 +103,178 @@ class PluginLoadWarning(RuntimeWarning):
 
 
 @dataclass(frozen=True, slots=True)
+class _ClassRef:
+    """A provider class named as ``"module:QualName"``, imported on first use."""
+
+    target: str
+    emulator: str | None = None
+
+    @classmethod
+    def parse(cls, target: str, emulator: str | None) -> _ClassRef:
+        module, sep, qualname = target.partition(":")
+        parts = [*module.split("."), *qualname.split(".")]
+        if not sep or not all(part.isidentifier() for part in parts):
+            raise TypeError(
+                f"{target!r} is neither a BaseProvider subclass nor a 'package.module:Class' "
+                "reference to one"
+            )
+        if emulator is not None and not isinstance(emulator, str):
+            raise TypeError(f"emulator of {target!r} must be a 'module:factory' string")
+        return cls(target, emulator)
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+    @property
+    def qualname(self) -> str:
+        return self.target.partition(":")[2]
+
+    def load(self) -> Any:
+        """Import the module and return the object the reference names."""
+        value: Any = importlib.import_module(self.module)
+        for part in self.qualname.split("."):
+            value = getattr(value, part)
+        return value
+
+
 class ProviderInfo:
-    """A registered provider class."""
+    """A registered provider: its name, aliases, the plugin (and distribution) that
+    registered it, and its class.
+
+    A plugin may name its class as ``"module:Class"`` instead of importing it (the shipped
+    plugins do, so that loading the plugins, and ``orchestrator providers``, import no
+    provider, pydantic or HTTP client): :attr:`cls` imports it on first use, while
+    :attr:`class_path` and :attr:`emulator` are known without importing anything. A class
+    that fails to import then is reported as the plugin's load failure (see
+    :meth:`PluginRegistry.provider_info`).
+    """
+
+    __slots__ = ("_cls", "_load", "_ref", "aliases", "distribution", "name", "plugin", "version")
 
     name: str
-    cls: type[BaseProvider]
-    aliases: tuple[str, ...] = ()
-    plugin: str = "builtin"
-    distribution: str | None = None
-    version: str | None = None
+    aliases: tuple[str, ...]
+    plugin: str
+    distribution: str | None
+    version: str | None
+    _cls: type[BaseProvider] | None
+    _ref: _ClassRef | None
+    _load: Callable[[ProviderInfo], type[BaseProvider]] | None
+
+    def __init__(
+        self,
+        name: str,
+        cls: type[BaseProvider] | str,
+        aliases: tuple[str, ...] = (),
+        plugin: str = "builtin",
+        distribution: str | None = None,
+        version: str | None = None,
+        *,
+        emulator: str | None = None,
+        load: Callable[[ProviderInfo], type[BaseProvider]] | None = None,
+    ) -> None:
+        ref = _ClassRef.parse(cls, emulator) if isinstance(cls, str) else None
+        for attr, value in (
+            ("name", name),
+            ("aliases", tuple(aliases)),
+            ("plugin", plugin),
+            ("distribution", distribution),
+            ("version", version),
+            ("_cls", None if ref is not None else cls),
+            ("_ref", ref),
+            ("_load", load),
+        ):
+            object.__setattr__(self, attr, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ProviderInfo is read-only: cannot set {name!r}")
+
+    @property
+    def cls(self) -> type[BaseProvider]:
+        """The provider class (imported now if the plugin named it as ``module:Class``)."""
+        cls: type[BaseProvider] | None = self._cls
+        if cls is not None:
+            return cls
+        if self._load is not None:
+            return self._load(self)
+        cls = _checked_provider_class(self._ref.load() if self._ref else None, self.name)
+        object.__setattr__(self, "_cls", cls)
+        return cls
+
+    @property
+    def loaded(self) -> bool:
+        """Whether :attr:`cls` is imported (always, for a plugin that registered a class)."""
+        return self._cls is not None
+
+    @property
+    def class_path(self) -> str:
+        """``module.QualName`` of the class, without importing it (the class's own once
+        imported)."""
+        if self._cls is not None:
+            return f"{self._cls.__module__}.{self._cls.__qualname__}"
+        assert self._ref is not None
+        return f"{self._ref.module}.{self._ref.qualname}"
+
+    @property
+    def class_name(self) -> str:
+        """The class's ``__name__``, without importing it."""
+        if self._cls is not None:
+            return self._cls.__name__
+        assert self._ref is not None
+        return self._ref.qualname.rpartition(".")[2]
+
+    @property
+    def emulator(self) -> str | None:
+        """The class's ``emulator`` (``"module:factory"`` of its vendor's API emulator); until
+        a class named as ``module:Class`` is imported, what its plugin declared."""
+        if self._cls is not None:
+            return self._cls.emulator
+        assert self._ref is not None
+        return self._ref.emulator
+
+    @property
+    def _identity(self) -> object:
+        return self._ref.target if self._ref is not None else self._cls
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.name,
+            self._identity,
+            self.aliases,
+            self.plugin,
+            self.distribution,
+            self.version,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProviderInfo):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        what = self.class_path if self._cls is None else repr(self._cls)
+        return (
+            f"ProviderInfo(name={self.name!r}, cls={what}, aliases={self.aliases!r}, "
+            f"plugin={self.plugin!r}, distribution={self.distribution!r}, "
+            f"version={self.version!r})"
+        )
+
+
+def _same_class(a: ProviderInfo, b: ProviderInfo) -> bool:
+    if a._cls is not None and b._cls is not None:
+        return a._cls is b._cls
+    return a.class_path == b.class_path
+
+
+def _checked_provider_class(cls: object, name: str) -> type[BaseProvider]:
+    from orchestrator.providers.base import BaseProvider
+
+    if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
+        raise TypeError(f"{cls!r} (provider {name!r}) is not a BaseProvider subclass")
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,43 +516,61 @@ class PluginRegistry:
             apply()
         self.version += 1
 
-    def _owner(
-        self, name: str, claims: dict[str, ProviderInfo]
-    ) -> tuple[str, type[BaseProvider], str] | None:
-        """Who holds ``name`` as a name or an alias: (provider, class, plugin), if anyone."""
+    def _owner(self, name: str, claims: dict[str, ProviderInfo]) -> ProviderInfo | None:
+        """Who holds ``name`` as a name or an alias, if anyone."""
         key = name if name in self.providers else self._aliases.get(name)
         if key is not None:
-            info = self.providers[key]
-            return key, info.cls, info.plugin
-        pending = claims.get(name)
-        return None if pending is None else (pending.name, pending.cls, pending.plugin)
+            return self.providers[key]
+        return claims.get(name)
 
     def _provider_registrar(
         self, source: _Source, staged: list[Callable[[], None]], claims: dict[str, ProviderInfo]
     ) -> Callable[..., None]:
         def register(
-            cls: type[BaseProvider], name: str | None = None, aliases: Iterable[str] = ()
+            cls: type[BaseProvider] | str,
+            name: str | None = None,
+            aliases: Iterable[str] = (),
+            emulator: str | None = None,
         ) -> None:
-            from orchestrator.providers.base import BaseProvider
+            if isinstance(cls, str):  # "module:Class": imported on first use, not now
+                class_name = _ClassRef.parse(cls, emulator).qualname.rpartition(".")[2]
+            else:
+                from orchestrator.providers.base import BaseProvider
 
-            if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
-                raise TypeError(f"{cls!r} is not a BaseProvider subclass")
+                if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
+                    raise TypeError(f"{cls!r} is not a BaseProvider subclass")
+                if emulator is not None:
+                    raise TypeError(
+                        "emulator= goes with a provider named as 'module:Class'; a class "
+                        f"declares its own (set {cls.__qualname__}.emulator)"
+                    )
+                class_name = cls.__name__
             if isinstance(aliases, str):
                 raise TypeError(f"aliases must be a tuple of names, not the string {aliases!r}")
-            key = (name or cls.__name__).lower()
+            key = (name or class_name).lower()
             names = [key]
             for alias in aliases:
                 if not isinstance(alias, str) or not alias.strip():
                     raise TypeError(f"alias {alias!r} of provider {key!r} is not a name")
                 if alias.lower() not in names:
                     names.append(alias.lower())
+            info = ProviderInfo(
+                key,
+                cls,
+                tuple(names[1:]),
+                source.plugin,
+                source.distribution,
+                source.version,
+                emulator=emulator,
+                load=self._resolve,
+            )
             # Names and aliases share one namespace: none may take over another provider's.
             for taken in names:
                 holder = self._owner(taken, claims)
                 if holder is None:
                     continue
-                owner, owner_cls, plugin = holder
-                if owner == key and owner_cls is cls:
+                owner, plugin = holder.name, holder.plugin
+                if owner == key and _same_class(holder, info):
                     continue  # the same class registered again under the same name
                 label = (
                     f"provider name {taken!r}"
@@ -395,9 +581,6 @@ class PluginRegistry:
                 raise ValueError(
                     f"{label} is already registered by {plugin} (as {role}); choose another"
                 )
-            info = ProviderInfo(
-                key, cls, tuple(names[1:]), source.plugin, source.distribution, source.version
-            )
             for taken in names:
                 claims[taken] = info
 
@@ -433,10 +616,12 @@ class PluginRegistry:
     # -- lookups --------------------------------------------------------------------------
 
     def provider_info(self, name: str) -> ProviderInfo:
-        """The provider registered as ``name`` (or an alias); ConfigurationError if none.
+        """The provider registered as ``name`` (or an alias), its class imported;
+        ConfigurationError if none.
 
         The error says why when it can: the plugin that would provide ``name`` failed to
-        load (and its reason), or was left out by the allow or block list.
+        load (and its reason; a class its plugin named as ``module:Class`` that fails to
+        import now counts as such a failure), or was left out by the allow or block list.
         """
         self.load()
         key = name.lower()
@@ -444,7 +629,75 @@ class PluginRegistry:
         info = self.providers.get(key)
         if info is None:
             raise ConfigurationError(self._unknown_provider(name, key))
+        if not info.loaded:
+            self._resolve(info, asked=name)
         return info
+
+    def load_provider_classes(self) -> None:
+        """Import every provider class a plugin named as ``module:Class``; one that fails to
+        import is removed from :attr:`providers` and its plugin recorded in :attr:`failures`
+        (never raises, like :meth:`load`). For code that needs every class, e.g. to ask each
+        for its settings; ``orchestrator providers --check`` runs it."""
+        self.load()
+        for info in list(self.providers.values()):
+            if not info.loaded:
+                with contextlib.suppress(ConfigurationError):
+                    self._resolve(info)
+
+    def _resolve(self, info: ProviderInfo, asked: str | None = None) -> type[BaseProvider]:
+        """Import the class of a provider its plugin named as ``module:Class``.
+
+        If it fails to import (or is no ``BaseProvider`` subclass), the provider is removed
+        and its plugin recorded in :attr:`failures`, as if the plugin had failed to load;
+        ConfigurationError says why.
+        """
+        with self._lock:
+            if info._cls is not None:
+                return info._cls
+            ref = info._ref
+            assert ref is not None
+            stage = "import"
+            try:
+                value = ref.load()
+                stage = "registration"
+                cls = _checked_provider_class(value, info.name)
+            except BaseException as exc:  # like a plugin's import: anything but Ctrl-C
+                if _is_interrupt(exc):
+                    raise
+                failure = self._drop(info, f"{stage} failed: {_describe(exc)}", exc)
+                raise ConfigurationError(
+                    self._failed_provider(asked or info.name, failure)
+                ) from None
+            object.__setattr__(info, "_cls", cls)
+            return cls
+
+    def _drop(self, info: ProviderInfo, reason: str, exc: BaseException) -> PluginFailure:
+        """Remove a provider whose class failed to import; record (once) and return why."""
+        if self.providers.get(info.name) is info:
+            del self.providers[info.name]
+            for alias in info.aliases:
+                if self._aliases.get(alias) == info.name:
+                    del self._aliases[alias]
+        source = _Source(info.plugin, info.distribution, info.version)
+        for failure in self.failures:
+            if (failure.plugin, failure.distribution, failure.version) == (
+                source.plugin,
+                source.distribution,
+                source.version,
+            ) and failure.reason == redact(reason):
+                return failure
+        self._fail(source, reason, exc)
+        return self.failures[-1]
+
+    def _failed_provider(self, name: str, failure: PluginFailure) -> str:
+        installed = ", ".join(sorted(self.providers)) or "none"
+        where = f" (distribution {failure.distribution})" if failure.distribution else ""
+        return (
+            f"Provider {name!r} is not available: plugin {failure.plugin!r}{where} "
+            f"failed to load: {failure.reason}. Fix or reinstall it "
+            "(`orchestrator providers --check` lists load failures). "
+            f"Installed providers: {installed}"
+        )
 
     def _unknown_provider(self, name: str, key: str) -> str:
         installed = ", ".join(sorted(self.providers)) or "none"
@@ -455,13 +708,7 @@ class PluginRegistry:
         for failure in self.failures:
             dist = (failure.distribution or "").lower()
             if failure.plugin.lower() in candidates or dist in candidates:
-                where = f" (distribution {failure.distribution})" if failure.distribution else ""
-                return (
-                    f"Provider {name!r} is not available: plugin {failure.plugin!r}{where} "
-                    f"failed to load: {failure.reason}. Fix or reinstall it "
-                    "(`orchestrator providers` lists load failures). "
-                    f"Installed providers: {installed}"
-                )
+                return self._failed_provider(name, failure)
         skipped_by = self._skipped.get(key)
         if skipped_by is not None:
             return (
@@ -480,11 +727,13 @@ class PluginRegistry:
         return f"Unknown provider {name!r}{fix}. Installed providers: {installed}{failed}"
 
     def provider_class(self, class_name: str) -> type[BaseProvider] | None:
-        """The registered provider class called ``class_name``, if any."""
+        """The registered provider class called ``class_name``, if any (only that class is
+        imported; one that fails to import is recorded in :attr:`failures`)."""
         self.load()
-        for info in self.providers.values():
-            if info.cls.__name__ == class_name:
-                return info.cls
+        for info in list(self.providers.values()):
+            if info.class_name == class_name:
+                with contextlib.suppress(ConfigurationError):
+                    return info.cls
         return None
 
     def create_provider(

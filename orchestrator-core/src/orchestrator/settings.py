@@ -516,7 +516,7 @@ def router_from_env(*, registry: PluginRegistry | None = None, **options: Any) -
     from orchestrator.router import Router
 
     registry = registry or default_registry()
-    registry.load()
+    registry.load_provider_classes()  # each class is asked; one that fails to import is left out
     router = Router(registry=registry, **options)
     for name, info in sorted(registry.providers.items()):
         config = info.cls.config_from_env(name)
@@ -599,7 +599,7 @@ def reference_markdown(registry: PluginRegistry | None = None) -> str:
     from orchestrator.plugins import default_registry
 
     registry = registry or default_registry()
-    registry.load()
+    registry.load_provider_classes()  # every class's settings are listed
     out = ["### Top level", "", *_field_rows(RouterSettings), ""]
     out += ["### `[breaker]`", "", *_field_rows(BreakerSettings), ""]
     out += [

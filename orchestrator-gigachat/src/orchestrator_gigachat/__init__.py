@@ -17,13 +17,14 @@ to test against offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orchestrator
-from orchestrator.pricing import load_price_list
-from orchestrator_gigachat.auth import AccessToken
-from orchestrator_gigachat.config import ENV_VARS, SCOPES, GigaChatConfig
-from orchestrator_gigachat.provider import GigaChatModel, GigaChatProvider, TokenCount
+
+if TYPE_CHECKING:
+    from orchestrator_gigachat.auth import AccessToken
+    from orchestrator_gigachat.config import ENV_VARS, SCOPES, GigaChatConfig
+    from orchestrator_gigachat.provider import GigaChatModel, GigaChatProvider, TokenCount
 
 __all__ = [
     "ENV_VARS",
@@ -36,12 +37,35 @@ __all__ = [
     "register_providers",
 ]
 
-#: The vendor's list prices as data (``prices.toml`` here, every figure with its source and
-#: date): none for GigaChat today, so a missing price is reported instead of guessed.
-GigaChatProvider.prices = load_price_list(__name__)
+_LAZY = {
+    "AccessToken": "orchestrator_gigachat.auth",
+    "ENV_VARS": "orchestrator_gigachat.config",
+    "SCOPES": "orchestrator_gigachat.config",
+    "GigaChatConfig": "orchestrator_gigachat.config",
+    "GigaChatModel": "orchestrator_gigachat.provider",
+    "GigaChatProvider": "orchestrator_gigachat.provider",
+    "TokenCount": "orchestrator_gigachat.provider",
+}
 
 
 @orchestrator.hookimpl
-def register_providers(register: Callable[..., None]) -> None:
-    """Register :class:`GigaChatProvider` as ``gigachat``."""
-    register(GigaChatProvider, name="gigachat")
+def register_providers(register: Any) -> None:
+    """Register :class:`GigaChatProvider` as ``gigachat`` (named: imported on first use)."""
+    register(
+        "orchestrator_gigachat.provider:GigaChatProvider",
+        name="gigachat",
+        emulator="orchestrator_gigachat.emulator:GigaChatEmulator",
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The names above are imported on first use: loading the plugin (what every registry, and
+    # `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

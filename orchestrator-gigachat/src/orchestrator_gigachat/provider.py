@@ -46,6 +46,7 @@ from orchestrator.errors import (
     StreamError,
     StructuredOutputError,
 )
+from orchestrator.pricing import load_price_list
 from orchestrator.providers.base import BaseProvider
 from orchestrator.sse import release
 from orchestrator.types import (
@@ -933,3 +934,9 @@ class GigaChatProvider(BaseProvider):
             status_code=response.status_code,
             request_id=request_id_of(response),
         )
+
+
+#: The vendor's list prices as data (``prices.toml`` in this package, every figure with its
+#: source and date). Set here, not in the package's ``__init__``, which imports this module
+#: only on first use.
+GigaChatProvider.prices = load_price_list("orchestrator_gigachat")

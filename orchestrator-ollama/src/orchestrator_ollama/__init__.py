@@ -17,11 +17,13 @@ implementation), so ``create_provider("ollama", ...)``, config files and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orchestrator
-from orchestrator_ollama.config import DEFAULT_BASE_URL, ENV_VARS, OllamaConfig, parse_host
-from orchestrator_ollama.provider import OllamaModel, OllamaProvider
+
+if TYPE_CHECKING:
+    from orchestrator_ollama.config import DEFAULT_BASE_URL, ENV_VARS, OllamaConfig, parse_host
+    from orchestrator_ollama.provider import OllamaModel, OllamaProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -33,8 +35,34 @@ __all__ = [
     "register_providers",
 ]
 
+_LAZY = {
+    "DEFAULT_BASE_URL": "orchestrator_ollama.config",
+    "ENV_VARS": "orchestrator_ollama.config",
+    "OllamaConfig": "orchestrator_ollama.config",
+    "parse_host": "orchestrator_ollama.config",
+    "OllamaModel": "orchestrator_ollama.provider",
+    "OllamaProvider": "orchestrator_ollama.provider",
+}
+
 
 @orchestrator.hookimpl
-def register_providers(register: Callable[..., None]) -> None:
-    """Register :class:`OllamaProvider` as ``ollama``."""
-    register(OllamaProvider, name="ollama")
+def register_providers(register: Any) -> None:
+    """Register :class:`OllamaProvider` as ``ollama`` (named: imported on first use)."""
+    register(
+        "orchestrator_ollama.provider:OllamaProvider",
+        name="ollama",
+        emulator="orchestrator_ollama.emulator:OllamaEmulator",
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The names above are imported on first use: loading the plugin (what every registry, and
+    # `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

@@ -19,16 +19,13 @@ implementation), so ``create_provider("openai", ...)``, config files and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orchestrator
-from orchestrator_openai.config import (
-    DEFAULT_BASE_URL,
-    ENV_VARS,
-    YANDEX_BASE_URL,
-    OpenAIConfig,
-)
-from orchestrator_openai.provider import OpenAIModel, OpenAIProvider
+
+if TYPE_CHECKING:
+    from orchestrator_openai.config import DEFAULT_BASE_URL, ENV_VARS, YANDEX_BASE_URL, OpenAIConfig
+    from orchestrator_openai.provider import OpenAIModel, OpenAIProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -40,8 +37,34 @@ __all__ = [
     "register_providers",
 ]
 
+_LAZY = {
+    "DEFAULT_BASE_URL": "orchestrator_openai.config",
+    "ENV_VARS": "orchestrator_openai.config",
+    "YANDEX_BASE_URL": "orchestrator_openai.config",
+    "OpenAIConfig": "orchestrator_openai.config",
+    "OpenAIModel": "orchestrator_openai.provider",
+    "OpenAIProvider": "orchestrator_openai.provider",
+}
+
 
 @orchestrator.hookimpl
-def register_providers(register: Callable[..., None]) -> None:
-    """Register :class:`OpenAIProvider` as ``openai``."""
-    register(OpenAIProvider, name="openai")
+def register_providers(register: Any) -> None:
+    """Register :class:`OpenAIProvider` as ``openai`` (named: imported on first use)."""
+    register(
+        "orchestrator_openai.provider:OpenAIProvider",
+        name="openai",
+        emulator="orchestrator_openai.emulator:OpenAIEmulator",
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The names above are imported on first use: loading the plugin (what every registry, and
+    # `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

@@ -16,23 +16,22 @@ Message content is never recorded unless opted in. See ``docs/observability.md``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from orchestrator_otel._plugin import (
-    OrchestratorTelemetry,
-    _global_providers_set,
-    error_type,
-    provider_system,
-)
-from orchestrator_otel._semconv import DURATION_BUCKETS, TOKEN_BUCKETS
-from orchestrator_otel._watch import watch
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
     from orchestrator.plugins import PluginRegistry
+    from orchestrator_otel._plugin import OrchestratorTelemetry, error_type, provider_system
+    from orchestrator_otel._semconv import DURATION_BUCKETS, TOKEN_BUCKETS
+    from orchestrator_otel._watch import watch
     from orchestrator_otel.prometheus import PrometheusExporter
+
+    #: The telemetry plugin of the process (what :func:`configure` configures and registers).
+    PLUGIN: OrchestratorTelemetry
 
 __all__ = [
     "DURATION_BUCKETS",
@@ -45,8 +44,17 @@ __all__ = [
     "watch",
 ]
 
-#: The telemetry plugin of the process (what :func:`configure` configures and registers).
-PLUGIN = OrchestratorTelemetry()
+# Imported on first use: the entry point is loaded by every plugin registry (and by
+# `orchestrator providers`), and while telemetry is off it must not import OpenTelemetry.
+_LAZY = {
+    "OrchestratorTelemetry": "orchestrator_otel._plugin",
+    "error_type": "orchestrator_otel._plugin",
+    "provider_system": "orchestrator_otel._plugin",
+    "DURATION_BUCKETS": "orchestrator_otel._semconv",
+    "TOKEN_BUCKETS": "orchestrator_otel._semconv",
+    "watch": "orchestrator_otel._watch",
+}
+
 _configured = False
 
 
@@ -61,14 +69,49 @@ class _Dormant:
 _DORMANT = _Dormant()
 
 
-def __getattr__(name: str) -> object:
+def _the_plugin() -> OrchestratorTelemetry:
+    """:data:`PLUGIN`, created on first use."""
+    plugin = globals().get("PLUGIN")
+    if plugin is None:
+        from orchestrator_otel._plugin import OrchestratorTelemetry
+
+        plugin = globals().setdefault("PLUGIN", OrchestratorTelemetry())
+    return plugin  # type: ignore[no-any-return]
+
+
+def _global_providers_set() -> bool:
+    """Whether the application installed a global tracer or meter provider. Only
+    OpenTelemetry's API can hold one: while it is not imported (and no environment variable
+    names a provider for it to load) none is installed, and it is not imported here."""
+    if not (
+        "opentelemetry.trace" in sys.modules
+        or "opentelemetry.metrics" in sys.modules
+        or "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
+        or "OTEL_PYTHON_METER_PROVIDER" in os.environ
+    ):
+        return False
+    from orchestrator_otel import _plugin as plugin_module
+
+    return plugin_module._global_providers_set()
+
+
+def __getattr__(name: str) -> Any:
     # ``ENTRY`` is what the entry point (``orchestrator_otel:ENTRY``) loads when a registry
     # loads its plugins: the plugin itself once telemetry is configured, or when the
     # application already installed a global OpenTelemetry SDK (``opentelemetry-instrument``
     # does so before the application runs); else a dormant object without hooks.
     if name == "ENTRY":
-        return PLUGIN if _configured or _global_providers_set() else _DORMANT
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return _the_plugin() if _configured or _global_providers_set() else _DORMANT
+    if name == "PLUGIN":
+        return _the_plugin()
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
 
 
 def configure(
@@ -90,7 +133,8 @@ def configure(
     """
     global _configured
     _configured = True
-    PLUGIN.configure(
+    plugin = _the_plugin()
+    plugin.configure(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         prometheus=prometheus,
@@ -102,6 +146,6 @@ def configure(
 
         registry = default_registry()
     registry.load()  # loading the entry point registers PLUGIN now (_configured is set)
-    if PLUGIN not in registry.plugin_manager.get_plugins():
-        registry.register_plugin(PLUGIN, name="otel")
-    return PLUGIN
+    if plugin not in registry.plugin_manager.get_plugins():
+        registry.register_plugin(plugin, name="otel")
+    return plugin

@@ -15,21 +15,42 @@ The emulator of the API for offline tests is :mod:`orchestrator_yandexgpt.emulat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orchestrator
-from orchestrator.pricing import load_price_list
-from orchestrator_yandexgpt.config import ENV_VARS, YandexGPTConfig
-from orchestrator_yandexgpt.provider import Token, YandexGPTProvider
+
+if TYPE_CHECKING:
+    from orchestrator_yandexgpt.config import ENV_VARS, YandexGPTConfig
+    from orchestrator_yandexgpt.provider import Token, YandexGPTProvider
 
 __all__ = ["ENV_VARS", "Token", "YandexGPTConfig", "YandexGPTProvider", "register_providers"]
 
-#: The vendor's list prices as data (``prices.toml`` here, every figure with its source and
-#: date): the router prices synchronous completions with them unless a config overrides.
-YandexGPTProvider.prices = load_price_list(__name__)
+_LAZY = {
+    "ENV_VARS": "orchestrator_yandexgpt.config",
+    "YandexGPTConfig": "orchestrator_yandexgpt.config",
+    "Token": "orchestrator_yandexgpt.provider",
+    "YandexGPTProvider": "orchestrator_yandexgpt.provider",
+}
 
 
 @orchestrator.hookimpl
 def register_providers(register: Any) -> None:
-    """Register :class:`YandexGPTProvider` as ``yandexgpt``."""
-    register(YandexGPTProvider, name="yandexgpt")
+    """Register :class:`YandexGPTProvider` as ``yandexgpt`` (named: imported on first use)."""
+    register(
+        "orchestrator_yandexgpt.provider:YandexGPTProvider",
+        name="yandexgpt",
+        emulator="orchestrator_yandexgpt.emulator:YandexGPTEmulator",
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # The names above are imported on first use: loading the plugin (what every registry, and
+    # `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

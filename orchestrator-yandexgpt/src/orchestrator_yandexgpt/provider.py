@@ -48,6 +48,7 @@ from orchestrator.errors import (
     ProviderTimeoutError,
     StreamError,
 )
+from orchestrator.pricing import load_price_list
 from orchestrator.providers.base import BaseProvider
 from orchestrator.sse import release
 from orchestrator.tools import new_call_id, parse_arguments
@@ -1133,3 +1134,9 @@ class YandexGPTProvider(BaseProvider):
             provider=self.name,
             transient=False,
         )
+
+
+#: The vendor's list prices as data (``prices.toml`` in this package, every figure with its
+#: source and date). Set here, not in the package's ``__init__``, which imports this module
+#: only on first use.
+YandexGPTProvider.prices = load_price_list("orchestrator_yandexgpt")

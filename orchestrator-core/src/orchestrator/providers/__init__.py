@@ -3,24 +3,49 @@
 ``from orchestrator.providers import GigaChatProvider`` works once ``orchestrator-gigachat``
 is installed: installed provider classes are looked up in the plugin registry (its
 ``orchestrator.providers`` entry point registers them) — no need to edit this file.
+
+Importing this package is cheap (names are imported on first use): it is also the built-in
+plugin that registers the mock provider, and loading plugins imports no provider class.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import ProviderConfig
-from orchestrator.providers.base import BaseProvider
-from orchestrator.types import GenerationParams
+from orchestrator.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from orchestrator.config import ProviderConfig
+    from orchestrator.providers.base import BaseProvider
+    from orchestrator.providers.mock import MockConfig, MockProvider
+    from orchestrator.types import GenerationParams
 
 __all__ = ["BaseProvider", "GenerationParams", "MockConfig", "MockProvider", "ProviderConfig"]
 
+_LAZY = {
+    "BaseProvider": "orchestrator.providers.base",
+    "GenerationParams": "orchestrator.types",
+    "MockConfig": "orchestrator.providers.mock",
+    "MockProvider": "orchestrator.providers.mock",
+    "ProviderConfig": "orchestrator.config",
+}
+
+
+@hookimpl
+def register_providers(register: Callable[..., None]) -> None:
+    """Register the built-in mock provider (named, so it is imported on first use)."""
+    register("orchestrator.providers.mock:MockProvider", name="mock")
+
 
 def __getattr__(name: str) -> Any:
-    if name in ("MockProvider", "MockConfig"):
-        from orchestrator.providers import mock
+    module_name = _LAZY.get(name)
+    if module_name is not None:
+        import importlib
 
-        return getattr(mock, name)
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value
+        return value
     if not name[:1].isupper() or name.startswith("__"):
         raise AttributeError(f"module 'orchestrator.providers' has no attribute {name!r}")
     from orchestrator.plugins import KNOWN_PACKAGES, default_registry
