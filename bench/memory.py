@@ -147,8 +147,9 @@ def side(kind: str, n: int, info: dict[str, Any]) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def measure(n: int, server: dict[str, Any], rounds: int) -> dict[str, list[dict[str, float]]]:
-    info = {**server, "request": asyncio.run(record(server))}
+async def measure(n: int, server: dict[str, Any], rounds: int) -> dict[str, list[dict[str, float]]]:
+    """Each side ``rounds`` times, alternating which goes first, each in a fresh process."""
+    info = {**server, "request": await record(server)}
     results: dict[str, list[dict[str, float]]] = {"raw": [], "router": []}
     for r in range(rounds):
         for kind in ("raw", "router") if r % 2 == 0 else ("router", "raw"):
@@ -195,7 +196,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with emulators() as server:
-        results = measure(args.streams, server, args.rounds)
+        results = asyncio.run(measure(args.streams, server, args.rounds))
     print(table(args.streams, results).markdown())
 
 
