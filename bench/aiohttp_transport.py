@@ -232,13 +232,13 @@ def target_rows(results: Results | None, reason: str = "") -> list[Row]:
     slower, cpu = _ratios(results[TARGET_LEVEL], STACK)
     rows.add(
         f"{what}: raw aiohttp's calls/s ÷ the Router's",
-        f"{slower.text(2)}x",
+        slower.text(2, unit="x"),
         target=target,
         ok=slower.median <= TARGET,
     )
     rows.add(
         f"{what}: the Router's CPU per call ÷ raw aiohttp's",
-        f"{cpu.text(2)}x",
+        cpu.text(2, unit="x"),
         target=target,
         ok=cpu.median <= TARGET,
     )
