@@ -246,7 +246,8 @@ def bench(session: nox.Session) -> None:
     run by default (small counts, figures printed, nothing asserted); `nox -s bench -- --full`
     measures properly and rewrites docs/performance.md; `-- --profile` ranks where the extra
     time goes."""
-    session.install(*EDITABLE)
+    # The aiohttp extra: the rows of the stack over the aiohttp transport.
+    session.install(*EDITABLE, "-e", "./orchestrator-core[aiohttp]")
     session.run("python", "bench/overhead.py", *session.posargs)
     # The gateway against the router in-process (figures printed, never asserted).
     session.run("python", "bench/gateway.py", *session.posargs)

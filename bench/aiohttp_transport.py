@@ -1,30 +1,47 @@
 """The aiohttp transport against httpx's, over loopback: calls/s and CPU per call.
 
     python bench/aiohttp_transport.py            # smoke run (small counts)
-    python bench/aiohttp_transport.py --full     # the figures quoted in docs/performance.md
+    python bench/aiohttp_transport.py --full     # the counts of `nox -s bench -- --full`
 
-Four clients make the same POST + JSON decode against a minimal keep-alive HTTP/1.1 server
-in another process: raw ``httpx.AsyncClient``, raw ``aiohttp.ClientSession``, and a provider
-(``BaseProvider.http_client()``) with ``http_transport="httpx"`` and ``"aiohttp"``. Each
-row is the median of interleaved rounds at concurrency 1, 16 and 64; CPU per call is this
-process's CPU time (the server's is not counted). Needs ``orchestrator-core[aiohttp]``.
-Nothing here asserts a timing.
+Five clients make the same POST + JSON decode against a minimal keep-alive HTTP/1.1 server
+in another process: raw ``httpx.AsyncClient``, raw ``aiohttp.ClientSession``, a provider
+(``BaseProvider.http_client()``) with ``http_transport="httpx"`` and ``"aiohttp"``, and
+``Router.chat()`` over the aiohttp one (the whole stack). Runs of every client alternate
+(rotating order) in each round, at concurrency 1, 16 and 64; CPU per call is this
+process's CPU time (the server's is not counted); ratios are paired within a round. Needs
+``orchestrator-core[aiohttp]``. ``bench/overhead.py`` runs it too (its table and target
+rows). Nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import Row, Spread, Table
 
 from orchestrator.providers import BaseProvider, GenerationParams, ProviderConfig
+
+LEVELS = (1, 16, 64)
+#: The level the target is judged at (issue 13: within 1.3x of raw aiohttp at c = 64).
+TARGET_LEVEL = 64
+TARGET = 1.3
+RAW, STACK = "raw aiohttp", "Router, aiohttp transport"
+VARIANTS = (
+    "raw httpx",
+    "provider, httpx transport",
+    "provider, aiohttp transport",
+    STACK,
+    RAW,
+)
 
 BODY = b'{"text":"ok"}'
 RESPONSE = (
@@ -65,6 +82,24 @@ def serve_forever() -> None:
     asyncio.run(main())
 
 
+@contextmanager
+def serving() -> Iterator[str]:
+    """Start the server process; yields its base URL; stops it on exit."""
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
+
+
 class Provider(BaseProvider):
     """One POST per call on the provider's pooled per-loop client."""
 
@@ -76,7 +111,7 @@ class Provider(BaseProvider):
         return True
 
 
-async def measure(call: Callable[[], Awaitable[Any]], n: int, c: int) -> tuple[float, float]:
+async def _run(call: Callable[[], Awaitable[Any]], n: int, c: int) -> tuple[float, float]:
     """(calls per second, CPU microseconds per call) for ``n`` calls by ``c`` workers."""
     left = n
 
@@ -92,14 +127,24 @@ async def measure(call: Callable[[], Awaitable[Any]], n: int, c: int) -> tuple[f
     return n / wall, cpu / n * 1e6
 
 
-async def run(base_url: str, n: int, rounds: int) -> dict[int, dict[str, tuple[float, float]]]:
+#: concurrency -> variant -> one (calls/s, CPU µs per call) per round
+Results = dict[int, dict[str, list[tuple[float, float]]]]
+
+
+async def _measure(base_url: str, n: int, rounds: int) -> Results:
     import aiohttp
+
+    from orchestrator import Router
+    from orchestrator.types import Message
 
     limits = httpx.Limits(max_connections=100)
     raw_httpx = httpx.AsyncClient(limits=limits)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
     over_httpx = Provider(ProviderConfig(name="p", base_url=base_url, http_transport="httpx"))
     over_aiohttp = Provider(ProviderConfig(name="a", base_url=base_url, http_transport="aiohttp"))
+    router = Router()
+    router.add_provider(over_aiohttp)
+    messages = [Message("user", "x")]
     url = f"{base_url}/chat"
 
     async def httpx_call() -> Any:
@@ -109,28 +154,24 @@ async def run(base_url: str, n: int, rounds: int) -> dict[int, dict[str, tuple[f
         async with session.post(url, json={"m": 1}) as response:
             return await response.json()
 
-    variants: dict[str, Callable[[], Awaitable[Any]]] = {
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "raw httpx": httpx_call,
-        "raw aiohttp": aiohttp_call,
         "provider, httpx transport": lambda: over_httpx.generate("x"),
         "provider, aiohttp transport": lambda: over_aiohttp.generate("x"),
+        STACK: lambda: router.chat(messages),
+        RAW: aiohttp_call,
     }
-    results: dict[int, dict[str, tuple[float, float]]] = {}
+    results: Results = {}
     try:
-        for c in (1, 16, 64):
-            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-            for call in variants.values():  # warm up: connections, code paths
-                await measure(call, max(c * 4, 50), c)
-            for _ in range(rounds):
-                for name, call in variants.items():
-                    samples[name].append(await measure(call, n, c))
-            results[c] = {
-                name: (
-                    statistics.median(s[0] for s in rows),
-                    statistics.median(s[1] for s in rows),
-                )
-                for name, rows in samples.items()
-            }
+        for c in LEVELS:
+            samples: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+            for call in calls.values():  # warm up: connections, code paths
+                await _run(call, max(c * 4, 50), c)
+            for r in range(rounds):
+                names = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+                for name in names:
+                    samples[name].append(await _run(calls[name], n, c))
+            results[c] = samples
     finally:
         await raw_httpx.aclose()
         await session.close()
@@ -139,43 +180,89 @@ async def run(base_url: str, n: int, rounds: int) -> dict[int, dict[str, tuple[f
     return results
 
 
-def render(results: dict[int, dict[str, tuple[float, float]]]) -> str:
-    lines = ["| concurrency | client | calls/s | CPU µs/call |", "|---|---|---|---|"]
+async def measure(n: int, rounds: int) -> Results:
+    """Every variant at every level against a server process of its own (asyncio only)."""
+    with serving() as base_url:
+        return await _measure(base_url, n, rounds)
+
+
+def _ratios(rows: dict[str, list[tuple[float, float]]], name: str) -> tuple[Spread, Spread]:
+    """Paired within each round: raw aiohttp's calls/s over ``name``'s (how many times
+    slower), and ``name``'s CPU per call over raw aiohttp's."""
+    slower, cpu = Spread(), Spread()
+    for (rate, used), (raw_rate, raw_used) in zip(rows[name], rows[RAW], strict=True):
+        slower.add(raw_rate / rate)
+        cpu.add(used / raw_used)
+    return slower, cpu
+
+
+def table(results: Results) -> Table:
+    out = Table(
+        "Over the aiohttp transport: plain calls at concurrency, loopback "
+        "(median of rounds, min … max)",
+        ["calls/s", "CPU µs per call", "raw aiohttp's calls/s ÷ this", "CPU ÷ raw aiohttp's"],
+        note=(
+            "`bench/aiohttp_transport.py`: the same POST + JSON decode against a minimal "
+            "keep-alive HTTP/1.1 server in another process (not the emulators), by `c` tasks; "
+            "runs of each client alternate within a round. Provider: a minimal `BaseProvider` "
+            "making one POST on `http_client()`, with `http_transport` set to each transport; "
+            "Router: `Router.chat()` over the aiohttp one. CPU is this process's (the "
+            "server's is not counted). Ratios are paired within each round."
+        ),
+    )
     for c, rows in results.items():
-        for name, (rate, cpu) in rows.items():
-            lines.append(f"| {c} | {name} | {rate:.0f} | {cpu:.0f} |")
-        aio_rate, aio_cpu = rows["raw aiohttp"]
-        ours_rate, ours_cpu = rows["provider, aiohttp transport"]
-        lines.append(
-            f"| {c} | provider over aiohttp / raw aiohttp | {ours_rate / aio_rate:.2f} of the "
-            f"rate | {ours_cpu / aio_cpu:.2f} of the CPU |"
-        )
-    return "\n".join(lines)
+        for name in VARIANTS:
+            rate, cpu = Spread(), Spread()
+            for r, u in rows[name]:
+                rate.add(r)
+                cpu.add(u)
+            slower, over = ("", "") if name == RAW else (t.text(2) for t in _ratios(rows, name))
+            out.add(f"c = {c}, {name}", rate.text(0), cpu.text(0), slower, over)
+    return out
+
+
+def target_rows(results: Results | None, reason: str = "") -> list[Row]:
+    """The target rows of issue 13: the stack within 1.3x of raw aiohttp at c = 64."""
+    what = f"Stack over the aiohttp transport at c = {TARGET_LEVEL} vs raw aiohttp"
+    target = f"≤ {TARGET}x"
+    rows = Table("", [])
+    if results is None or TARGET_LEVEL not in results:
+        rows.add(what, f"not in this run: {reason}", target=f"{target} calls/s and CPU")
+        return rows.rows
+    slower, cpu = _ratios(results[TARGET_LEVEL], STACK)
+    rows.add(
+        f"{what}: raw aiohttp's calls/s ÷ the Router's",
+        slower.text(2, unit="x"),
+        target=target,
+        ok=slower.median <= TARGET,
+    )
+    rows.add(
+        f"{what}: the Router's CPU per call ÷ raw aiohttp's",
+        cpu.text(2, unit="x"),
+        target=target,
+        ok=cpu.median <= TARGET,
+    )
+    return rows.rows
+
+
+#: (calls per run, rounds) of the smoke and the full run
+SMOKE, FULL = (200, 1), (3000, 5)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full counts")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve_forever()
         return
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        base_url = server.stdout.readline().strip()
-        n, rounds = (3000, 5) if args.full else (200, 1)
-        print(render(asyncio.run(run(base_url, n, rounds))))
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(timeout=30)
+    results = asyncio.run(measure(*(FULL if args.full else SMOKE)))
+    print(table(results).markdown())
+    targets = Table("Target", ["measured"])
+    targets.rows += target_rows(results)
+    print()
+    print(targets.markdown())
 
 
 if __name__ == "__main__":

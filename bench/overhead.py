@@ -7,8 +7,9 @@ Modules (one concept each): ``fullstack`` (raw httpx vs provider vs Router per s
 provider, in memory and over loopback, plain and streamed, at concurrency), ``streams`` (the
 streaming parsers alone, by read size), ``startup`` (import and CLI time), ``memory`` (1,000
 open streams), ``toy`` (the Router over an in-process provider), ``vendors`` (the subjects),
-``server`` (the loopback emulators), ``otel`` (what the telemetry plugin adds), ``_common``
-(timing and tables).
+``server`` (the loopback emulators), ``otel`` (what the telemetry plugin adds),
+``aiohttp_transport`` (the stack over the aiohttp transport against raw aiohttp, with a server
+of its own; needs ``orchestrator-core[aiohttp]``), ``_common`` (timing and tables).
 
 Every figure is a difference or ratio against a baseline measured in the same run, in
 interleaved calls or alternating runs, over several rounds (median, min … max). Targets are
@@ -27,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import aiohttp_transport
 import fullstack
 import memory
 import otel
@@ -51,6 +53,8 @@ class Plan:
     startup_repeat: int
     parser_bytes: int
     toy_calls: int
+    aiohttp_calls: int  # per run of each client at each concurrency
+    aiohttp_rounds: int
 
 
 SMOKE = Plan(
@@ -67,6 +71,8 @@ SMOKE = Plan(
     startup_repeat=2,
     parser_bytes=1_280_000,
     toy_calls=300,
+    aiohttp_calls=aiohttp_transport.SMOKE[0],
+    aiohttp_rounds=aiohttp_transport.SMOKE[1],
 )
 FULL = Plan(
     rounds=5,
@@ -82,6 +88,8 @@ FULL = Plan(
     startup_repeat=10,
     parser_bytes=5_120_000,
     toy_calls=20000,
+    aiohttp_calls=aiohttp_transport.FULL[0],
+    aiohttp_rounds=aiohttp_transport.FULL[1],
 )
 
 
@@ -195,7 +203,7 @@ async def run(plan: Plan) -> tuple[list[Table], Table]:
         print("full stack ...", file=sys.stderr)
         stack_tables, target_list = await run_fullstack(plan, server)
         print("memory ...", file=sys.stderr)
-        held = memory.measure(plan.memory_streams, server, plan.memory_rounds)
+        held = await memory.measure(plan.memory_streams, server, plan.memory_rounds)
     print("parsers, start-up, toy ...", file=sys.stderr)
     parsers = streams.table(await streams.measure(plan.parser_bytes, plan.rounds))
     start, deps, own = startup.measure(plan.startup_repeat)
@@ -206,6 +214,8 @@ async def run(plan: Plan) -> tuple[list[Table], Table]:
     memory_table = memory.table(plan.memory_streams, held)
     toy_table = toy.table(await toy.measure(plan.toy_calls, plan.rounds))
     otel_table = otel.table(await otel.measure(plan.toy_calls, plan.rounds))
+    print("aiohttp transport ...", file=sys.stderr)
+    aiohttp_tables, aiohttp_targets = await run_aiohttp(plan)
 
     targets = Table("Targets (issue 13)", ["measured"])
     targets.rows += target_list
@@ -220,19 +230,28 @@ async def run(plan: Plan) -> tuple[list[Table], Table]:
                 cells = [c for c in row.cells if c]
                 value = cells[-1] if table is parsers else cells[0]
                 targets.add(prefixes[id(table)] + row.what, value, target=row.target, ok=row.ok)
-    targets.add(
-        "Stack over an aiohttp transport at c = 64 vs raw aiohttp",
-        "not in this run: `bench/aiohttp_transport.py --full` measures it against its own "
-        "server process (see *The aiohttp transport* below)",
-        target="≤ 1.3x calls/s and CPU",
-    )
+    targets.rows += aiohttp_targets
     for row in otel_table.rows:
         if row.ok is not None:
             targets.add(
                 f"Telemetry plugin {row.what}, per call", row.cells[0], target=row.target, ok=row.ok
             )
-    tables = [*stack_tables, parsers, start_table, memory_table, toy_table, otel_table]
+    tables = [*stack_tables, *aiohttp_tables, parsers, start_table, memory_table, toy_table]
+    tables.append(otel_table)
     return tables, targets
+
+
+async def run_aiohttp(plan: Plan) -> tuple[list[Table], list[Any]]:
+    """The aiohttp transport rows (its own server process), or a target row saying why
+    they are not in this run."""
+    try:
+        import aiohttp  # noqa: F401
+        import httpx_aiohttp  # noqa: F401
+    except ImportError:
+        reason = "aiohttp is not installed (`pip install 'orchestrator-core[aiohttp]'`)"
+        return [], aiohttp_transport.target_rows(None, reason)
+    results = await aiohttp_transport.measure(plan.aiohttp_calls, plan.aiohttp_rounds)
+    return [aiohttp_transport.table(results)], aiohttp_transport.target_rows(results)
 
 
 def render(tables: list[Table], targets: Table, plan: Plan, seconds: float) -> str:

@@ -41,15 +41,16 @@ Bodies in messages are redacted *before* they are cut to :data:`EXCERPT_LIMIT` c
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import math
 import re
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -441,14 +442,48 @@ def map_transport_error(
     )
 
 
-@contextlib.contextmanager
+class _MappedTransportErrors:
+    """What :func:`mapped_transport_errors` returns: a plain context manager (no generator,
+    no frame kept per request: every API call of every provider enters one)."""
+
+    __slots__ = ("provider", "request_id", "tls_hint", "what")
+
+    def __init__(
+        self, provider: str | None, what: str | None, request_id: str | None, tls_hint: str | None
+    ) -> None:
+        self.provider = provider
+        self.what = what
+        self.request_id = request_id
+        self.tls_hint = tls_hint
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return  # no exception, or a cancellation / KeyboardInterrupt: propagates as is
+        mapped = map_transport_error(exc, self.provider, tls_hint=self.tls_hint)
+        if mapped is None:
+            return
+        if self.what:
+            mapped.message = redact(f"{self.what}: {mapped.message}")
+        if self.request_id is not None and mapped.request_id is None:
+            mapped.request_id = self.request_id
+        raise mapped from exc
+
+
 def mapped_transport_errors(
     provider: str | None,
     *,
     what: str | None = None,
     request_id: str | None = None,
     tls_hint: str | None = None,
-) -> Iterator[None]:
+) -> AbstractContextManager[None]:
     """Raise the typed error (``from`` the original) for any ``httpx`` exception inside.
 
     ``what`` prefixes the message (``"GigaChat POST /chat/completions failed"``),
@@ -457,14 +492,4 @@ def mapped_transport_errors(
         with mapped_transport_errors(self.name, what="Acme chat"):
             response = await client.send(request)
     """
-    try:
-        yield
-    except Exception as exc:
-        mapped = map_transport_error(exc, provider, tls_hint=tls_hint)
-        if mapped is None:
-            raise
-        if what:
-            mapped.message = redact(f"{what}: {mapped.message}")
-        if request_id is not None and mapped.request_id is None:
-            mapped.request_id = request_id
-        raise mapped from exc
+    return _MappedTransportErrors(provider, what, request_id, tls_hint)

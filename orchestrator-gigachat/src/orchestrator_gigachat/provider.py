@@ -704,17 +704,20 @@ class GigaChatProvider(BaseProvider):
         without it, breaks, or carries a malformed event raises :class:`StreamError`.
         """
         payload = self._payload(messages, params, stream=True)
+        model = payload["model"]
         answer_function = self._answer_function(params)
-
-        async def start() -> httpx.Response:
-            return await self._open(
-                "POST", "/chat/completions", payload=payload, session_id=session_id, stream=True
-            )
-
-        response = await self._retry_with_backoff(start)
+        response = await self._retry_with_backoff(
+            self._open,
+            "POST",
+            "/chat/completions",
+            payload=payload,
+            session_id=session_id,
+            stream=True,
+        )
+        del payload  # sent (the request keeps its bytes): not held while the stream is open
         raw = response.aiter_raw()
         try:
-            events = self._events(response, EventReader(raw), payload["model"], answer_function)
+            events = self._events(response, EventReader(raw), model, answer_function)
             async with aclosing(events) as chunks:
                 async for chunk in chunks:
                     yield chunk

@@ -11,7 +11,6 @@ and its own.)
 from __future__ import annotations
 
 import codecs
-from collections import deque
 from collections.abc import AsyncIterator
 
 __all__ = ["EventReader"]
@@ -33,7 +32,9 @@ class EventReader:
     def __init__(self, raw: AsyncIterator[bytes]) -> None:
         self._raw = raw
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._lines: deque[str] = deque()  # complete lines not yet consumed
+        # Complete lines not yet consumed, last first (``pop()`` takes the next): a list,
+        # not a deque, whose first block alone is 600 bytes in every open stream.
+        self._lines: list[str] = []
         self._partial: list[str] = []  # the start of a line whose end is not here yet
         self._done = False
 
@@ -51,7 +52,7 @@ class EventReader:
                 if text:
                     partial.append(text)
                 if partial:  # the body ended without a newline: its last line
-                    lines.append("".join(partial))
+                    lines.append("".join(partial))  # the only line: order is moot
                     partial.clear()
                 continue
             if "\n" not in text:
@@ -66,7 +67,8 @@ class EventReader:
             rest = parts.pop()
             if rest:
                 partial.append(rest)
-            lines.extend(parts)
+            parts.reverse()
+            lines.extend(parts)  # onto an empty list: the loop runs only while it is
         return True
 
     async def next_data(self) -> str | None:
@@ -76,7 +78,7 @@ class EventReader:
         while True:
             if not lines and not await self._fill():
                 return "\n".join(data) if data else None
-            line = lines.popleft()
+            line = lines.pop()
             if line.endswith("\r"):
                 line = line[:-1]
             if not line:

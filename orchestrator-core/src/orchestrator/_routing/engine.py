@@ -198,7 +198,11 @@ class Engine:
             try:
                 if call.hooks is not None and call.request is not None:
                     await call.hooks.attempt_start(call.request, slot.name, number, slot)
-                return await self._run(call, slot, operation, lease)
+                limit = operation.timeout(slot)
+                if limit is None and call.until is None:
+                    # Unbounded: no scope, and no frame of _run's held while it runs.
+                    return await operation.run(call, lease)
+                return await self._run(call, slot, operation, lease, limit)
             except BaseException as exc:
                 error = classify(slot, exc)
                 if error is None:
@@ -272,12 +276,12 @@ class Engine:
         return None
 
     @staticmethod
-    async def _run(call: Call, slot: ProviderSlot, operation: Operation[T], lease: Lease) -> T:
-        """Run one attempt under the sooner of its own timeout and the request deadline."""
-        limit = operation.timeout(slot)
+    async def _run(
+        call: Call, slot: ProviderSlot, operation: Operation[T], lease: Lease, limit: float | None
+    ) -> T:
+        """Run one attempt under the sooner of its own timeout (``limit``, seconds) and the
+        request deadline, one of which is set."""
         until = call.until
-        if limit is None and until is None:
-            return await operation.run(call, lease)
         own = None if limit is None else anyio.current_time() + limit
         at = min(t for t in (own, until) if t is not None)
         with anyio.CancelScope(deadline=at) as scope:

@@ -185,6 +185,7 @@ async def stream_request(
     """One streamed request, as a single generator (each layer costs per chunk): plan, open
     a stream through the engine (failing over until one yields text), deliver it."""
     call, plan = begin()
+    del begin  # its closure (the caller's arguments) is not kept while the stream is open
     hooks, request = call.hooks, call.request
     if hooks is not None and request is not None:
         await hooks.request_start(request)

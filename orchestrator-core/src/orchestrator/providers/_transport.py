@@ -164,6 +164,25 @@ class _ResponseStream(httpx.AsyncByteStream):
                 await _repair(self._pool, request)
 
 
+class _ClosingStartTLS:
+    """A stream's ``start_tls`` that closes the stream however the handshake ends. An object
+    with two slots rather than a closure: every connection keeps one for its lifetime."""
+
+    __slots__ = ("_start_tls", "_stream")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._start_tls = stream.start_tls
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._start_tls(*args, **kwargs)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+            raise
+
+
 class _ClosingBackend:
     """httpcore's network backend, with streams whose ``start_tls`` closes them however the
     handshake ends (see the module docstring)."""
@@ -173,17 +192,7 @@ class _ClosingBackend:
 
     @staticmethod
     def _guarded(stream: Any) -> Any:
-        start_tls = stream.start_tls
-
-        async def closing_start_tls(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await start_tls(*args, **kwargs)
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await stream.aclose()
-                raise
-
-        stream.start_tls = closing_start_tls  # an instance attribute shadows the method
+        stream.start_tls = _ClosingStartTLS(stream)  # an instance attribute shadows the method
         return stream
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
