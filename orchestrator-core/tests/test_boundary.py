@@ -4,6 +4,7 @@ with a reason, the status table, the one Retry-After parser, and redaction befor
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import ssl
 import time
@@ -442,3 +443,53 @@ def test_the_contract_kit_reads_the_same_table() -> None:
         503: ServiceUnavailableError,
     }
     assert all(error_class_for_status(status) is cls for status, cls in STREAM_ERROR_STATUSES)
+
+
+# -- json_loads: msgspec's speed, the standard library's results ---------------------------
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # any size: msgspec and json both give exact ints
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values, st.booleans(), st.booleans())
+def test_json_loads_gives_what_json_loads_gives(
+    value: object, ascii_only: bool, as_bytes: bool
+) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    data: str | bytes = text.encode() if as_bytes else text
+    decoded = boundary.json_loads(data)
+    assert decoded == json.loads(data)
+    assert type(decoded) is type(json.loads(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"a": NaN, "b": Infinity}',  # msgspec refuses what json accepts
+        '"\\ud800"',  # a lone surrogate
+        "1e400",  # beyond a double: json gives inf
+        "123456789012345678901234567890",
+        '{"k": 1, "k": 2}',
+        "[1]".encode("utf-8-sig"),  # a BOM
+        '["é"]'.encode("utf-16"),
+    ],
+)
+def test_json_loads_edge_cases_match_the_standard_library(data: str | bytes) -> None:
+    expected, decoded = json.loads(data), boundary.json_loads(data)
+    assert repr(decoded) == repr(expected)
+
+
+@pytest.mark.parametrize("data", ["{", "[1] x", b"\xff", "[" * 100_000 + "]" * 100_000])
+def test_json_loads_raises_what_json_loads_raises(data: str | bytes) -> None:
+    with pytest.raises((ValueError, RecursionError)) as ours:
+        boundary.json_loads(data)
+    with pytest.raises((ValueError, RecursionError)) as theirs:
+        json.loads(data)
+    assert type(ours.value) is type(theirs.value)
