@@ -72,6 +72,7 @@ PUBLIC = {
         "required_capabilities",
     ],
     "orchestrator.sse": ["EventReader", "LineSplitter", "drain", "release"],
+    "orchestrator.lazy": ["lazy_exports"],
 }
 
 
@@ -91,3 +92,23 @@ def test_lazy_names_match_all() -> None:
     assert dir(orchestrator) == sorted(orchestrator.__all__)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = orchestrator.Nope
+
+
+def test_lazy_exports_imports_on_first_use_and_keeps_the_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from orchestrator.lazy import lazy_exports
+
+    package = types.ModuleType("lazy_demo")
+    monkeypatch.setitem(sys.modules, "lazy_demo", package)
+    getattr_ = lazy_exports("lazy_demo", {"dumps": "json"})
+    assert "dumps" not in vars(package)
+    import json
+
+    assert getattr_("dumps") is json.dumps
+    assert vars(package)["dumps"] is json.dumps  # kept: the next use is a plain attribute
+    with pytest.raises(AttributeError, match="'lazy_demo' has no attribute 'loads'"):
+        getattr_("loads")

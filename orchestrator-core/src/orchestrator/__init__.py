@@ -13,12 +13,12 @@ Names are imported lazily: ``import orchestrator`` loads no plugin and no HTTP c
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from orchestrator import _logging
 from orchestrator.hookspecs import hookimpl
+from orchestrator.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orchestrator.config import ProviderConfig
@@ -144,13 +144,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

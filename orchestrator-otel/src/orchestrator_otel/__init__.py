@@ -20,6 +20,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.lazy import lazy_exports
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
@@ -54,6 +56,7 @@ _LAZY = {
     "TOKEN_BUCKETS": "orchestrator_otel._semconv",
     "watch": "orchestrator_otel._watch",
 }
+_lazy = lazy_exports(__name__, _LAZY)
 
 _configured = False
 
@@ -104,14 +107,7 @@ def __getattr__(name: str) -> Any:
         return _the_plugin() if _configured or _global_providers_set() else _DORMANT
     if name == "PLUGIN":
         return _the_plugin()
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+    return _lazy(name)
 
 
 def configure(

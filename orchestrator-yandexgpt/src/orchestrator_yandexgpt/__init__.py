@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import orchestrator
+from orchestrator.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orchestrator_yandexgpt.config import ENV_VARS, YandexGPTConfig
@@ -43,14 +44,6 @@ def register_providers(register: Any) -> None:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # The names above are imported on first use: loading the plugin (what every registry, and
-    # `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+# The names above are imported on first use: loading the plugin (what every registry, and
+# `orchestrator providers`, does) imports neither the provider nor pydantic nor httpx.
+__getattr__ = lazy_exports(__name__, _LAZY)

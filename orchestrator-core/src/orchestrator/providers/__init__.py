@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.hookspecs import hookimpl
+from orchestrator.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from orchestrator.config import ProviderConfig
@@ -30,6 +31,7 @@ _LAZY = {
     "MockProvider": "orchestrator.providers.mock",
     "ProviderConfig": "orchestrator.config",
 }
+_lazy = lazy_exports(__name__, _LAZY)
 
 
 @hookimpl
@@ -39,13 +41,8 @@ def register_providers(register: Callable[..., None]) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is not None:
-        import importlib
-
-        value = getattr(importlib.import_module(module_name), name)
-        globals()[name] = value
-        return value
+    if name in _LAZY:
+        return _lazy(name)
     if not name[:1].isupper() or name.startswith("__"):
         raise AttributeError(f"module 'orchestrator.providers' has no attribute {name!r}")
     from orchestrator.plugins import KNOWN_PACKAGES, default_registry

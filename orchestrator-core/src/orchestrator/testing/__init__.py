@@ -14,9 +14,9 @@ Needs the ``testing`` extra: ``pip install "multi-llm-orchestrator-core[testing]
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orchestrator.lazy import lazy_exports
 from orchestrator.testing.scripting import ScriptableApp, ScriptableModel
 from orchestrator.testing.server import LoopbackServer
 
@@ -42,10 +42,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
