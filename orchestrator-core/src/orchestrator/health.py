@@ -108,9 +108,11 @@ class HealthStats:
     def record_success(self, latency: float) -> None:
         now = self.clock()
         self.successes += 1
-        self._events.append((now, True))
+        events = self._events
+        events.append((now, True))
         self._window_ok += 1
-        self._age_out(now)
+        if events[0][0] < now - self.window:
+            self._age_out(now)
         self._recent_latencies.append(latency)
         ewma = self.latency_ewma
         self.latency_ewma = latency if ewma is None else ewma + self.EWMA_ALPHA * (latency - ewma)
@@ -245,7 +247,12 @@ class CircuitBreaker:
     def on_success(self) -> None:
         with self._lock:
             self._consecutive = 0
-            self._window(self.clock(), True)
+            now = self.clock()
+            events = self._events
+            if events and events[0][0] < now - self.config.window:
+                self._window(now, True)
+            else:  # nothing to age out: _window's append alone
+                events.append((now, True))
             if self._state == "half_open":
                 self._probes_in_flight = max(0, self._probes_in_flight - 1)
                 self._probe_successes += 1

@@ -80,8 +80,9 @@ class Lease:
         """The attempt succeeded; returns its latency in seconds."""
         latency = time.perf_counter() - self.started
         if self._release(tokens):
-            self.slot.stats.record_success(latency)
-            self.slot.breaker.on_success()
+            slot = self.slot
+            slot.stats.record_success(latency)
+            slot.breaker.on_success()
         return latency
 
     def failed(self, error: ProviderError, tokens: int | None = None) -> None:

@@ -67,7 +67,8 @@ class ChatOperation:
             await call.hooks.attempt_success(
                 call.request, slot.name, lease.attempt, latency, completion
             )
-        await self._report(completion)
+        if self.ledger.on_usage is not None:
+            await self._report(completion)
         return completion
 
     async def _report(self, completion: Completion) -> None:

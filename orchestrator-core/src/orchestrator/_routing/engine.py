@@ -229,22 +229,23 @@ class Engine:
         self, call: Call, slot: ProviderSlot, number: int, estimate: int
     ) -> Lease | None:
         """Reserve the breaker's admission and room under the limits; None when refused."""
-        if call.expired():
+        if call.until is not None and call.expired():
             return None
         breaker = slot.breaker
         if not breaker.acquire():
             call.skip(slot, refusal(slot), number)
             return None
-        try:
-            refused = await self._acquire_limit(call, slot, estimate)
-        except BaseException:
-            breaker.on_cancel()
-            raise
-        if refused is not None:
-            breaker.on_cancel()
-            if not call.deadline_hit:
-                call.skip(slot, RateLimitError(f"local limit {refused} reached"), number)
-            return None
+        if slot.limits is not None:
+            try:
+                refused = await self._acquire_limit(call, slot, estimate)
+            except BaseException:
+                breaker.on_cancel()
+                raise
+            if refused is not None:
+                breaker.on_cancel()
+                if not call.deadline_hit:
+                    call.skip(slot, RateLimitError(f"local limit {refused} reached"), number)
+                return None
         state = self.state
         if state is not None:
             try:
@@ -262,8 +263,7 @@ class Engine:
     async def _acquire_limit(self, call: Call, slot: ProviderSlot, estimate: int) -> str | None:
         """Reserve room under the provider's limits; the refusing limit's name if none."""
         limits = slot.limits
-        if limits is None:
-            return None
+        assert limits is not None
         refused = limits.try_acquire(estimate)
         if refused is None or self.on_limit == "failover":
             return refused
