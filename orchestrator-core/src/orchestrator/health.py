@@ -245,14 +245,17 @@ class CircuitBreaker:
         return len(events), self._events_bad
 
     def on_success(self) -> None:
+        now = self.clock()
+        events = self._events
+        if self._state == "closed" and events and events[0][0] >= now - self.config.window:
+            # The common case needs no lock: nothing to age out (the failure count stays as
+            # it is), and a deque append and a store are atomic.
+            self._consecutive = 0
+            events.append((now, True))
+            return
         with self._lock:
             self._consecutive = 0
-            now = self.clock()
-            events = self._events
-            if events and events[0][0] < now - self.config.window:
-                self._window(now, True)
-            else:  # nothing to age out: _window's append alone
-                events.append((now, True))
+            self._window(now, True)
             if self._state == "half_open":
                 self._probes_in_flight = max(0, self._probes_in_flight - 1)
                 self._probe_successes += 1

@@ -415,7 +415,10 @@ class Router:
             raise NoProvidersError(
                 "Every provider has spent its budget; raise add_provider(budget=...)"
             )
-        return list(self.strategy.order(admitted)) if admitted else []
+        if not admitted:
+            return []
+        order = self.strategy.order(admitted)
+        return admitted if order is admitted else list(order)  # admitted is ours alone
 
     def _failure(self, call: Call) -> ProviderError:
         """The error for a request that got no answer."""
