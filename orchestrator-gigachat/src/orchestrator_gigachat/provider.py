@@ -86,6 +86,9 @@ if TYPE_CHECKING:
     from orchestrator.capabilities import EmbeddingSpace
     from orchestrator.config import ProviderConfig
 
+#: What a call without params sends: one read-only instance, not a pydantic model per call.
+_DEFAULT_PARAMS = GenerationParams()
+
 __all__ = [
     "MIN_TEMPERATURE",
     "EventFields",
@@ -613,7 +616,7 @@ class GigaChatProvider(BaseProvider):
     def _payload(
         self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
     ) -> dict[str, Any]:
-        params = params or GenerationParams()
+        params = params or _DEFAULT_PARAMS
         self.validate_params(params)
         payload: dict[str, Any] = {
             "model": params.model or self.config.model,

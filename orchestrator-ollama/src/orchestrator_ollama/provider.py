@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 
     from orchestrator.config import ProviderConfig
 
+#: What a call without params sends: one read-only instance, not a pydantic model per call.
+_DEFAULT_PARAMS = GenerationParams()
+
 __all__ = ["OllamaModel", "OllamaProvider"]
 
 USER_AGENT = "orchestrator-ollama/0.1"
@@ -263,7 +266,7 @@ class OllamaProvider(BaseProvider):
     def _payload(
         self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
     ) -> dict[str, Any]:
-        params = params or GenerationParams()
+        params = params or _DEFAULT_PARAMS
         self.validate_params(params)
         config = self.config
         options: dict[str, Any] = {

@@ -70,6 +70,9 @@ if TYPE_CHECKING:
 
     from orchestrator.config import ProviderConfig
 
+#: What a call without params sends: one read-only instance, not a pydantic model per call.
+_DEFAULT_PARAMS = GenerationParams()
+
 __all__ = ["OpenAIModel", "OpenAIProvider", "decode_embedding", "strict_compatible"]
 
 USER_AGENT = "orchestrator-openai/0.1"
@@ -310,7 +313,7 @@ class OpenAIProvider(BaseProvider):
     def _payload(
         self, messages: Sequence[Message], params: GenerationParams | None, *, stream: bool
     ) -> dict[str, Any]:
-        params = params or GenerationParams()
+        params = params or _DEFAULT_PARAMS
         self.validate_params(params)
         config = self.config
         ids_are_names = config.preset == "yandex"
