@@ -50,6 +50,7 @@ _logger = logging.getLogger("httpx")  # httpx's request log line, kept on the fa
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Headers aiohttp adds when the request lacks them; httpx would send none of these.
 _AUTO = (b"accept", b"accept-encoding", b"user-agent")
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 #: Cached merged URLs per client (the URL strings a provider uses are few).
 _URLS_MAX = 256
 _POOL_WAIT = "_wait_for_available_connection"  # aiohttp's connector, waiting for a slot
@@ -242,7 +243,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if found is None or found[0] is not url:
             if len(self._urls) >= _URLS_MAX:
                 self._urls.clear()
-            found = self._urls[id(url)] = (url, _URL(str(url), encoded=True))
+            converted = _URL(str(url), encoded=True)
+            if converted.raw_user is not None or converted.raw_password is not None:
+                # httpx sends credentials in the URL as an Authorization header (its
+                # BasicAuth), never in the request target; aiohttp would add its own
+                converted = converted.with_user(None)
+            found = self._urls[id(url)] = (url, converted)
         return found[1]
 
     def _response_extensions(self, wrapped: aiohttp.ClientResponse) -> dict[str, Any]:
@@ -277,7 +283,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             body = request.content or None  # an empty body: no payload (no Content-Type)
         except httpx.RequestNotRead:
-            body = request.stream  # streamed: aiohttp sends it chunked
+            if isinstance(request.stream, httpx.ByteStream):  # e.g. a redirect's
+                body = request.read() or None
+            else:
+                body = request.stream  # streamed: aiohttp sends it chunked
         items = request.headers._list  # (raw name, lower-case name, value)
         names = {item[1] for item in items}
         try:
@@ -292,9 +301,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 request=request,
             ) from exc
         skip = None
-        if not names.issuperset(_AUTO) or (body is not None and b"content-type" not in names):
+        # aiohttp gives a body, and any POST, PUT or PATCH, a Content-Type of its own
+        typeless = b"content-type" not in names and (
+            body is not None or request.method in _BODY_METHODS
+        )
+        if typeless or not names.issuperset(_AUTO):
             skip = [name.decode() for name in _AUTO if name not in names]
-            if body is not None and b"content-type" not in names:
+            if typeless:
                 skip.append("content-type")
         try:
             wrapped = await session._request(

@@ -222,7 +222,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # An empty body (a GET) is never iterated, so it keeps httpx's own stream.
-        if type(request.stream) is httpx.ByteStream and request.content:
+        # read(): a redirect's request has its body as a stream not read yet
+        if type(request.stream) is httpx.ByteStream and request.read():
             request.stream = _Body(request.content)
         pool = self._pool
         if pool is None:
