@@ -3,28 +3,42 @@
 Two layers, both giving providers the real ``httpx`` objects they expect:
 
 * :class:`AiohttpTransport`, an ``httpx.AsyncBaseTransport`` over one
-  ``aiohttp.ClientSession`` per client (so one per event loop). It sends the request's
-  method, URL (as encoded by httpx), headers and body as they are, asks aiohttp to add none
-  of its own (``Accept``, ``User-Agent``, a payload's ``Content-Type``: the ones httpx did
-  not set stay unset), follows no redirect, decompresses nothing (httpx decodes the body, as
-  it does over its own transport), maps the request's httpx timeouts to aiohttp's (``connect``
-  to the socket connect and TLS handshake, ``read`` to each socket read, ``pool`` to getting
-  a connection from the pool; aiohttp has no write timeout), and raises the ``httpx``
-  exception httpx's own transport raises for the same failure (see :func:`mapped`).
+  ``aiohttp.ClientSession`` per client (so one per event loop; created by the first
+  request, closed with the client). It sends the request's method, URL (as httpx encoded
+  it; credentials in it are httpx's Authorization header, never sent in the URL), headers
+  and body as they are: aiohttp adds no header of its own (``Accept``, ``User-Agent``, a
+  ``Content-Type``) except ``Content-Length: 0`` on a DELETE (or custom method) without a body;
+  a streamed body goes chunked, as with httpx. It follows no redirect and decompresses
+  nothing (httpx decodes the body, as over its own transport). The TLS context is the one
+  httpx built from the client's ``verify``/``cert`` (CA bundle, client certificate,
+  ``verify=False``). The request's httpx timeouts become aiohttp's: ``connect`` for the TCP
+  connect and TLS handshake, ``read`` for each socket read, ``pool`` for getting a
+  connection (aiohttp counts a new connection's connect within it too; there is no write
+  timeout). The pool has the client's connection limit and keep-alive expiry
+  (``max_keepalive_connections`` and httpx's connect ``retries`` have no aiohttp
+  counterpart). Failures raise the httpx exception httpx's own transport raises for them,
+  with the request attached and aiohttp's exception as the cause (:func:`mapped`).
 
 * :class:`AiohttpClient`, which ``use_aiohttp`` makes a plain ``httpx.AsyncClient`` on that
-  transport (its class is swapped; it stays an ``httpx.AsyncClient``). Its ``build_request``
-  does what httpx's does (same URL, headers, body, extensions; a hypothesis test holds them
-  equal) with the merged URL cached per URL string and the headers merged in one pass,
-  about a tenth of httpx's cost. Its ``send`` goes straight to the transport when httpx's
-  machinery around it would do nothing: no auth (client, request or URL credentials), no
-  event hooks, no redirect following, no mounted transport (proxy), a body already in
-  memory. Otherwise it is httpx's ``send``. A response that is not streamed is read whole
-  inside aiohttp and handed over as its bytes; a streamed one iterates aiohttp's body, and
-  closing it early releases (or, unread, closes) its connection.
+  transport (its class is swapped, so it stays an ``httpx.AsyncClient``; a subclass of it
+  keeps its class and gets the transport alone). Its ``build_request`` builds what httpx's
+  does (the same URL, headers, body, extensions and attributes: a hypothesis test holds
+  them equal, and a check on first use keeps httpx's path on an httpx that differs) with
+  the merged URL cached per URL string and the headers merged in one pass, a tenth of
+  httpx's cost; it leaves query ``params``, ``files``, per-request ``cookies``/``timeout``/
+  ``extensions`` and clients with default params or cookies to httpx. Its ``send`` goes
+  straight to the transport unless httpx's machinery would do something: auth (the
+  client's, the request's, credentials in the URL), event hooks, redirects followed, a
+  mounted transport (a proxy), a streamed request body, a closed client; those take
+  httpx's ``send`` over the same transport. What that ``send`` does to every response is
+  kept: cookies set by the server are stored, a redirect gets ``next_request``, the httpx
+  log line is written, ``elapsed`` is set. A response that is not streamed is read whole
+  inside aiohttp and handed over with its content (decoded by httpx when it has a
+  Content-Encoding); a streamed one iterates aiohttp's body as it arrives.
 
-A cancellation anywhere (anyio scopes and native asyncio: ``wait_for``, ``Task.cancel``)
-closes the connection of the interrupted request, so the pool stays usable.
+A cancellation anywhere (anyio scopes, ``asyncio.wait_for``/``timeout``, ``Task.cancel``)
+closes the connection of the interrupted request, and closing a streamed response early
+closes its connection (it is not reused with unread data), so the pool stays usable.
 """
 
 from __future__ import annotations
@@ -533,6 +547,21 @@ def _same(a: httpx.Request, b: httpx.Request) -> bool:
 
 
 _fast_ok: bool | None = None
+#: What AiohttpClient reads or calls of httpx's client besides its public API.
+_CLIENT_INTERNALS = (
+    "_auth",
+    "_base_url",
+    "_build_redirect_request",
+    "_cookies",
+    "_default_encoding",
+    "_event_hooks",
+    "_headers",
+    "_merge_url",
+    "_mounts",
+    "_set_timeout",
+    "_state",
+    "_transport",
+)
 
 
 def fast_path_holds() -> bool:
@@ -557,7 +586,7 @@ def fast_path_holds() -> bool:
                 ("POST", "/empty", {}),
                 ("get", "/models", {"headers": {"Host": "h.test"}}),
             ]
-            _fast_ok = all(
+            _fast_ok = all(hasattr(client, name) for name in _CLIENT_INTERNALS) and all(
                 _same(
                     AiohttpClient.build_request(fast, method, url, **kwargs),
                     httpx.AsyncClient.build_request(client, method, url, **kwargs),

@@ -39,6 +39,17 @@ request needs, in one place:
   ``wait_for``, on both backends). The pool's network backend is wrapped so each new
   stream's ``start_tls`` closes it, shielded, whatever ends the handshake; the stream itself
   is httpcore's own, so reads and writes pay nothing.
+
+The aiohttp transport (``http_transport = "aiohttp"``, asyncio only): :func:`use_aiohttp`
+replaces the client's httpx transport with
+:class:`~orchestrator.providers._aiohttp.AiohttpTransport` (one aiohttp session, the TLS
+context httpx built from ``verify``/``cert``, the same connection limit and keep-alive
+expiry), and makes a plain ``httpx.AsyncClient`` an
+:class:`~orchestrator.providers._aiohttp.AiohttpClient`, which builds its requests and sends
+them to that transport without httpx's send machinery when that machinery has nothing to
+do (no auth, no hooks, no redirects followed, no proxy). Providers still get
+``httpx.AsyncClient``, ``httpx.Request`` and ``httpx.Response`` objects, the httpx
+exceptions httpx's transport raises, and the same bytes on the wire; see that module.
 """
 
 from __future__ import annotations
