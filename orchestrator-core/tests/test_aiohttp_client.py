@@ -165,7 +165,7 @@ def assert_idle(client: httpx.AsyncClient) -> None:
 header_names = st.sampled_from(["Accept", "accept", "X-Id", "x-id", "Authorization", "Host"])
 header_values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
     max_leaves=6,
 )

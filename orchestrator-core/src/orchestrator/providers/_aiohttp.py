@@ -44,6 +44,7 @@ closes its connection (it is not reused with unread data), so the pool stays usa
 from __future__ import annotations
 
 import datetime
+import json as json_module
 import logging
 import time
 from collections.abc import Mapping
@@ -461,7 +462,13 @@ class AiohttpClient(httpx.AsyncClient):
             items += [(k, k.lower(), v) for k, v in extra]
         else:
             items = list(items)
-        body_headers, stream = encode_request(content=content, data=data, json=json)
+        if json is not None and content is None and not data and _json_holds:
+            # encode_json's bytes and headers, with one encoder instead of one per call
+            body = _JSON.encode(json).encode("utf-8")
+            stream: Any = httpx.ByteStream(body)
+            body_headers = {"Content-Length": str(len(body)), "Content-Type": "application/json"}
+        else:
+            body_headers, stream = encode_request(content=content, data=data, json=json)
         present = {item[1] for item in items}
         for key, value in body_headers.items():
             raw = key.encode("ascii")
@@ -547,6 +554,9 @@ def _same(a: httpx.Request, b: httpx.Request) -> bool:
 
 
 _fast_ok: bool | None = None
+#: httpx's JSON encoding of request bodies (httpx._content.encode_json), as one encoder.
+_JSON = json_module.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_json_holds = False  # set by fast_path_holds: this httpx encodes as _JSON does
 #: What AiohttpClient reads or calls of httpx's client besides its public API.
 _CLIENT_INTERNALS = (
     "_auth",
@@ -564,12 +574,26 @@ _CLIENT_INTERNALS = (
 )
 
 
+def _encodes_as_httpx() -> bool:
+    from httpx._content import encode_json
+
+    for sample in ({"m": [1, 2.5, "ы", None, True]}, ["\u2028", {"a": {}}]):
+        if b"".join(encode_json(sample)[1]) != _JSON.encode(sample).encode("utf-8"):
+            return False  # pragma: no cover - another httpx
+    try:
+        encode_json(float("nan"))
+    except ValueError:
+        return True
+    return False  # pragma: no cover - another httpx
+
+
 def fast_path_holds() -> bool:
     """Whether :class:`AiohttpClient` builds what this httpx builds (checked once, on a
     sample): another httpx version with other internals keeps httpx's own path."""
-    global _fast_ok
+    global _fast_ok, _json_holds
     if _fast_ok is None:
         try:
+            _json_holds = _encodes_as_httpx()
             client = httpx.AsyncClient(
                 base_url="https://example.test/v1",
                 headers={"X-A": "1"},
