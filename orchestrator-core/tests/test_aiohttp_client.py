@@ -588,3 +588,109 @@ async def test_a_stream_closed_early_releases_its_connection(wire: Wire) -> None
     with anyio.fail_after(10):
         assert (await client.get("/ok")).status_code == 200
     await client.aclose()
+
+
+# -- the rest of what the transport promises --------------------------------------------------
+
+
+def test_edge_requests_build_as_httpx_builds(anyio_backend: str) -> None:
+    mock = httpx.MockTransport(lambda request: httpx.Response(200))
+    native = httpx.AsyncClient(transport=mock)
+    fast = httpx.AsyncClient(transport=mock)
+    install(fast)
+    given_length = {"headers": {"Content-Length": "4"}, "content": stream_body()}
+    expected = native.build_request("POST", "http://h.test/", **given_length)
+    built = fast.build_request("POST", "http://h.test/", **given_length)
+    assert built.headers.raw == expected.headers.raw  # no Transfer-Encoding next to it
+    with pytest.raises(TypeError, match="Header value must be str or bytes"):
+        native.build_request("GET", "http://h.test/", headers={"X-N": 1})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match="Header value must be str or bytes"):
+        fast.build_request("GET", "http://h.test/", headers={"X-N": 1})  # type: ignore[dict-item]
+
+
+class Unexpected(Exception):
+    """Not a transport failure: passed through as it is."""
+
+
+class StubContent:
+    async def readany(self) -> bytes:
+        raise Unexpected
+
+
+class StubResponse:
+    status = 200
+    raw_headers = ((b"Content-Length", b"2"),)
+    headers = CIMultiDictProxy(CIMultiDict({"Content-Length": "2"}))
+    version = aiohttp.HttpVersion11
+    reason = "OK"
+    content = StubContent()
+    closed = False
+
+    async def read(self) -> bytes:
+        raise Unexpected
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release(self) -> None:
+        pass
+
+
+class StubSession:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.response = StubResponse()
+
+    async def _request(self, *args: Any, **kwargs: Any) -> StubResponse:
+        if self.fail:
+            raise Unexpected
+        return self.response
+
+
+async def test_other_exceptions_pass_through() -> None:
+    transport = AiohttpTransport(None, max_connections=1, keepalive_expiry=None)
+    transport._open()
+    real = transport.session
+    assert real is not None
+    request = httpx.Request("GET", "http://h.test/")
+    try:
+        transport.session = StubSession(fail=True)  # type: ignore[assignment]
+        with pytest.raises(Unexpected):
+            await transport.send(request, stream=False)
+        stub = StubSession(fail=False)
+        transport.session = stub  # type: ignore[assignment]
+        with pytest.raises(Unexpected):
+            await transport.send(request, stream=False)
+        assert stub.response.closed  # an unread response does not go back to the pool
+        response = await transport.send(request, stream=True)
+        with pytest.raises(Unexpected):
+            await response.aread()
+    finally:
+        transport.session = real
+        await transport.aclose()
+
+
+async def test_caches_stay_bounded(wire: Wire) -> None:
+    transport = AiohttpTransport(None, max_connections=None, keepalive_expiry=None)
+    try:
+        for i in range(70):
+            timeout = httpx.Timeout(5, read=1 + i)
+            request = httpx.Request(
+                "GET", f"{wire.base_url}/ok?{i}", extensions={"timeout": timeout.as_dict()}
+            )
+            assert (await transport.send(request, stream=False)).status_code == 200
+        assert len(transport._timeouts) <= 65
+        for i in range(_aiohttp._URLS_MAX + 5):
+            transport._url(httpx.URL(f"http://h.test/{i}"))
+        assert len(transport._urls) <= _aiohttp._URLS_MAX
+    finally:
+        await transport.aclose()
+
+
+async def test_a_redirected_body_not_read_yet_is_sent(wire: Wire) -> None:
+    transport = AiohttpTransport(None, max_connections=None, keepalive_expiry=None)
+    request = httpx.Request("POST", f"{wire.base_url}/ok", stream=httpx.ByteStream(b"body"))
+    request.headers["Content-Length"] = "4"
+    assert (await transport.send(request, stream=False)).status_code == 200
+    assert wire.requests[-1][2] == b"body"
+    await transport.aclose()
