@@ -537,6 +537,7 @@ def key() -> Any:
         (lambda: aiohttp.InvalidURL("x"), httpx.UnsupportedProtocol),
         (lambda: aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
         (lambda: ConnectionResetError(104, "reset"), httpx.ReadError),
+        (lambda: TimeoutError(), httpx.ReadTimeout),
         (lambda: aiohttp.ClientConnectionError("closed"), httpx.ReadError),
         (lambda: aiohttp.ClientResponseError(info(), (), message="bad"), httpx.RemoteProtocolError),
         (lambda: aiohttp.ClientError(), httpx.ReadError),

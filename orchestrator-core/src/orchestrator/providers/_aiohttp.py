@@ -113,6 +113,8 @@ def mapped(exc: BaseException, request: httpx.Request) -> httpx.TransportError |
         error = httpx.RemoteProtocolError
     elif isinstance(exc, aiohttp.NonHttpUrlClientError | aiohttp.InvalidURL):
         error = httpx.UnsupportedProtocol
+    elif isinstance(exc, TimeoutError):  # one of aiohttp's own timeouts, not wrapped
+        error = httpx.ReadTimeout
     elif isinstance(exc, aiohttp.ClientConnectionError | OSError):  # a reset, a broken pipe
         error = httpx.ReadError
     elif isinstance(exc, aiohttp.ClientResponseError):  # a malformed response
