@@ -329,6 +329,6 @@ async def test_tls_verification(server: LoopbackServer) -> None:
         verified = make(tls)  # the test CA is not trusted: the handshake must fail
         with pytest.raises(TransportError, match=r"ConnectError.*(?i:certificate)") as info:
             await chat(verified, "x")
-        # httpx-aiohttp alone reports it as a ConnectTimeout ("raise the timeout")
+        # never a ConnectTimeout ("raise the timeout"), as httpx-aiohttp reported it
         assert not isinstance(info.value, ProviderTimeoutError)
         await verified.aclose()
