@@ -246,7 +246,6 @@ async def run_aiohttp(plan: Plan) -> tuple[list[Table], list[Any]]:
     they are not in this run."""
     try:
         import aiohttp  # noqa: F401
-        import httpx_aiohttp  # noqa: F401
     except ImportError:
         reason = "aiohttp is not installed (`pip install 'orchestrator-core[aiohttp]'`)"
         return [], aiohttp_transport.target_rows(None, reason)

@@ -39,17 +39,29 @@ request needs, in one place:
   ``wait_for``, on both backends). The pool's network backend is wrapped so each new
   stream's ``start_tls`` closes it, shielded, whatever ends the handshake; the stream itself
   is httpcore's own, so reads and writes pay nothing.
+
+The aiohttp transport (``http_transport = "aiohttp"``, asyncio only): :func:`use_aiohttp`
+replaces the client's httpx transport with
+:class:`~orchestrator.providers._aiohttp.AiohttpTransport` (one aiohttp session, the TLS
+context httpx built from ``verify``/``cert``, the same connection limit and keep-alive
+expiry), and makes a plain ``httpx.AsyncClient`` an
+:class:`~orchestrator.providers._aiohttp.AiohttpClient`, which builds its requests and sends
+them to that transport without httpx's send machinery when that machinery has nothing to
+do (no auth, no hooks, no redirects followed, no proxy). Providers still get
+``httpx.AsyncClient``, ``httpx.Request`` and ``httpx.Response`` objects, the httpx
+exceptions httpx's transport raises, and the same bytes on the wire; see that module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
+
+from orchestrator.providers._aiohttp import AiohttpTransport
 
 if TYPE_CHECKING:
     import httpcore
@@ -221,7 +233,8 @@ class ProviderTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # An empty body (a GET) is never iterated, so it keeps httpx's own stream.
-        if type(request.stream) is httpx.ByteStream and request.content:
+        # read(): a redirect's request has its body as a stream not read yet
+        if type(request.stream) is httpx.ByteStream and request.read():
             request.stream = _Body(request.content)
         pool = self._pool
         if pool is None:
@@ -256,84 +269,23 @@ def wrap_transports(client: httpx.AsyncClient) -> None:
 
 def use_aiohttp(client: httpx.AsyncClient) -> None:
     """Swap ``client``'s transport, httpx's own, for an aiohttp one with the same TLS
-    context (CA bundle, client certificate, verification) and pool limits. Mounted
-    transports (proxies) keep httpx's. Call it on asyncio only."""
+    context (CA bundle, client certificate, verification) and pool limits, and give a plain
+    ``httpx.AsyncClient`` the direct path to it (``orchestrator.providers._aiohttp``).
+    Mounted transports (proxies) keep httpx's. Call it on asyncio only."""
     transport = client._transport
     pool = pool_of(transport)
     if type(transport) is not httpx.AsyncHTTPTransport or pool is None:
         return
-    from httpx_aiohttp import AiohttpTransport as HttpxAiohttpTransport
+    from orchestrator.providers._aiohttp import install
 
     limit = pool._max_connections
-    inner = HttpxAiohttpTransport(
+    client._transport = AiohttpTransport(
         # The context httpx built from the client's verify= and cert=.
-        verify=pool._ssl_context if pool._ssl_context is not None else True,
-        trust_env=False,
-        limits=httpx.Limits(
-            max_connections=None if limit == sys.maxsize else limit,
-            keepalive_expiry=pool._keepalive_expiry,
-        ),
-        retries=pool._retries,
+        pool._ssl_context,
+        max_connections=None if limit == sys.maxsize else limit,
+        keepalive_expiry=pool._keepalive_expiry,
     )
-    client._transport = AiohttpTransport(inner)
-
-
-def _corrected(exc: httpx.TransportError) -> httpx.TransportError:
-    """httpx-aiohttp 0.2 maps every ``aiohttp.ClientConnectionError`` that is not a timeout
-    to ``httpx.ConnectTimeout``: a refused certificate or a server that hung up would read as
-    "timed out, raise the timeout". Give them the class httpx's own transport gives."""
-    import aiohttp
-
-    cause = exc.__cause__
-    if not isinstance(exc, httpx.ConnectTimeout) or isinstance(cause, aiohttp.ServerTimeoutError):
-        return exc
-    corrected: httpx.TransportError
-    if isinstance(cause, aiohttp.ClientConnectorError):  # refused, unreachable, TLS failed
-        corrected = httpx.ConnectError(str(exc))
-    elif isinstance(cause, aiohttp.ServerDisconnectedError):
-        corrected = httpx.RemoteProtocolError(str(exc))
-    else:  # a reset while sending or reading
-        corrected = httpx.ReadError(str(exc))
-    corrected.__cause__ = cause
-    return corrected
-
-
-class _AiohttpStream(httpx.AsyncByteStream):
-    __slots__ = ("_inner",)
-
-    def __init__(self, inner: httpx.AsyncByteStream) -> None:
-        self._inner = inner
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._inner:
-                yield chunk
-        except httpx.TransportError as exc:
-            raise _corrected(exc) from exc.__cause__
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx-aiohttp's transport (``inner``), with its errors corrected (asyncio only)."""
-
-    __slots__ = ("inner",)
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        #: The ``httpx_aiohttp.AiohttpTransport``; its ``client`` is the aiohttp session.
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        try:
-            response = await self.inner.handle_async_request(request)
-        except httpx.TransportError as exc:
-            raise _corrected(exc) from exc.__cause__
-        response.stream = _AiohttpStream(response.stream)  # type: ignore[arg-type]
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+    install(client)
 
 
 def _socket_transport(transport: Any) -> Any:
@@ -344,11 +296,9 @@ def _socket_transport(transport: Any) -> Any:
 
 
 def _aiohttp_transports(transport: Any) -> list[Any]:
-    """The asyncio transports of an httpx-aiohttp transport's connections; marks its
+    """The asyncio transports of an aiohttp transport's connections; marks its
     connector closed (it cannot close them itself once its loop is closed)."""
-    if isinstance(transport, AiohttpTransport):
-        transport = transport.inner
-    connector = getattr(getattr(transport, "client", None), "connector", None)
+    connector = getattr(getattr(transport, "session", None), "connector", None)
     if connector is None or not hasattr(connector, "_conns"):
         return []
     protocols = [proto for conns in connector._conns.values() for proto, _ in conns]

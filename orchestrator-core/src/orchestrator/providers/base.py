@@ -127,7 +127,7 @@ def _wants_aiohttp(config: ProviderConfig) -> bool:
         return False
     import importlib.util
 
-    installed = importlib.util.find_spec("httpx_aiohttp") is not None
+    installed = importlib.util.find_spec("aiohttp") is not None
     if choice == "aiohttp" and not installed:
         raise ConfigurationError(
             f"Provider {config.name!r} has http_transport='aiohttp' but the aiohttp transport "
