@@ -292,9 +292,22 @@ def soak(session: nox.Session) -> None:
     on loopback emulators; fails on any broken promise. By default the CI size (600 requests
     on asyncio and on trio, plus the fault matrix); arguments after `--` override, e.g.
     `nox -s soak -- --requests 10000 --backend asyncio --seed 1234`."""
-    session.install(*EDITABLE, "trio>=0.25")
+    session.install(*EDITABLE, "-e", "./orchestrator-core[aiohttp]", "trio>=0.25")
     session.run("python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, *session.posargs)
-    if not session.posargs:  # and once with shared state on Redis, killed mid-run
+    if not session.posargs:
+        # once with shared state on Redis, killed mid-run
         session.run(
             "python", "-m", "soak", "--requests", SOAK_CI_REQUESTS, "--no-matrix", "--redis"
+        )
+        # and once over the aiohttp transport (asyncio only), its connector checked as a pool
+        session.run(
+            "python",
+            "-m",
+            "soak",
+            "--requests",
+            SOAK_CI_REQUESTS,
+            "--no-matrix",
+            "--backend",
+            "asyncio",
+            env={"ORCHESTRATOR_HTTP_TRANSPORT": "aiohttp"},
         )

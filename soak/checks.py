@@ -32,7 +32,12 @@ def pool_usage(provider: BaseProvider) -> tuple[int, int]:
         if client is None:
             continue
         pool = getattr(client._transport, "_pool", None)
-        if pool is None:
+        if pool is None:  # the aiohttp transport: its connector is the pool
+            inner = getattr(client._transport, "inner", client._transport)
+            connector = getattr(getattr(inner, "session", None), "connector", None)
+            if connector is not None:
+                busy += len(connector._acquired)
+                queued += sum(len(waiters) for waiters in connector._waiters.values())
             continue
         queued += len(pool._requests)
         busy += sum(1 for c in pool.connections if not c.is_idle() and not c.is_closed())

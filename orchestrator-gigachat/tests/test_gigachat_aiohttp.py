@@ -16,7 +16,7 @@ from orchestrator.types import Message
 from orchestrator_gigachat import GigaChatProvider
 from orchestrator_gigachat.emulator import GigaChatEmulator, config_for
 
-pytest.importorskip("httpx_aiohttp")
+pytest.importorskip("aiohttp")
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 HELLO = [Message("user", "Hello")]

@@ -31,7 +31,7 @@ class TestYandexGPTContractOverTLS(TestYandexGPTContract):
 
 
 _AIOHTTP = pytest.mark.skipif(
-    importlib.util.find_spec("httpx_aiohttp") is None,
+    importlib.util.find_spec("aiohttp") is None,
     reason="the aiohttp transport (orchestrator-core[aiohttp]) is not installed",
 )
 
