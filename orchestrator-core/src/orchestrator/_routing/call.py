@@ -68,19 +68,27 @@ class Lease:
         if not self.held:
             return False
         self.held = False
+        self.slot.stats.in_flight -= 1
+        self._give_back(tokens)
+        return True
+
+    def _give_back(self, tokens: int | None) -> None:
+        """Return the limit reservation (and tell the shared state), when there is one."""
         slot = self.slot
-        slot.stats.in_flight -= 1
         if slot.limits is not None:
             slot.limits.release(self.estimate, tokens)
         if self.shared is not None:
             self.shared.released(slot, self.estimate, tokens)
-        return True
 
     def succeeded(self, tokens: int | None = None) -> float:
         """The attempt succeeded; returns its latency in seconds."""
         latency = time.perf_counter() - self.started
-        if self._release(tokens):
+        if self.held:  # _release, inline: this runs on every successful call
+            self.held = False
             slot = self.slot
+            slot.stats.in_flight -= 1
+            if slot.limits is not None or self.shared is not None:
+                self._give_back(tokens)
             slot.stats.record_success(latency)
             slot.breaker.on_success()
         return latency

@@ -192,9 +192,16 @@ class Engine:
         number = 0
         while True:
             number += 1
-            lease = await self._admit(call, slot, number, estimate)
-            if lease is None:
+            # Admission: the deadline and the breaker, then (when there are any) the limits
+            # and the shared state, which may wait - a coroutine only when they exist.
+            if not self._opens(call, slot, number):
                 return None
+            if (slot.limits is not None or self.state is not None) and not await self._reserve(
+                call, slot, number, estimate
+            ):
+                return None
+            slot.stats.in_flight += 1
+            lease = Lease(slot, number, estimate, shared=self.state)
             try:
                 if call.hooks is not None and call.request is not None:
                     await call.hooks.attempt_start(call.request, slot.name, number, slot)
@@ -225,16 +232,22 @@ class Engine:
                 return None
             await self.sleep(delay)
 
-    async def _admit(
-        self, call: Call, slot: ProviderSlot, number: int, estimate: int
-    ) -> Lease | None:
-        """Reserve the breaker's admission and room under the limits; None when refused."""
+    @staticmethod
+    def _opens(call: Call, slot: ProviderSlot, number: int) -> bool:
+        """Whether the deadline and the breaker let attempt ``number`` start (a half-open
+        breaker reserves its probe); records why not."""
         if call.until is not None and call.expired():
-            return None
-        breaker = slot.breaker
-        if not breaker.acquire():
+            return False
+        if not slot.breaker.acquire():
             call.skip(slot, refusal(slot), number)
-            return None
+            return False
+        return True
+
+    async def _reserve(self, call: Call, slot: ProviderSlot, number: int, estimate: int) -> bool:
+        """Reserve room under the provider's limits and the shared state's, after the
+        breaker admitted the attempt; when refused, records why and gives back the breaker's
+        admission."""
+        breaker = slot.breaker
         if slot.limits is not None:
             try:
                 refused = await self._acquire_limit(call, slot, estimate)
@@ -245,7 +258,7 @@ class Engine:
                 breaker.on_cancel()
                 if not call.deadline_hit:
                     call.skip(slot, RateLimitError(f"local limit {refused} reached"), number)
-                return None
+                return False
         state = self.state
         if state is not None:
             try:
@@ -256,9 +269,8 @@ class Engine:
             if error is not None:
                 _unreserve(slot, estimate)
                 call.skip(slot, error, number)
-                return None
-        slot.stats.in_flight += 1
-        return Lease(slot, number, estimate, shared=state)
+                return False
+        return True
 
     async def _acquire_limit(self, call: Call, slot: ProviderSlot, estimate: int) -> str | None:
         """Reserve room under the provider's limits; the refusing limit's name if none."""
