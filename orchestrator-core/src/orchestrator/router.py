@@ -474,12 +474,7 @@ class Router:
         plan = self._plan(call, provider)
         hooks, request = call.hooks, call.request
         if hooks is None or request is None:
-            # _chat's body, inline: one coroutine less on the path of every plain call.
-            token = retries_managed_by_caller.set(True)
-            try:
-                completion = await self._engine.first_success(call, plan, self._chat_op)
-            finally:
-                retries_managed_by_caller.reset(token)
+            completion = await self._engine.first_success(call, plan, self._chat_op)
             if completion is None:
                 raise self._failure(call)
             return completion
@@ -488,7 +483,9 @@ class Router:
         error: BaseException | None = None
         outcome: Outcome = "cancelled"
         try:
-            result = await self._chat(call, plan)
+            result = await self._engine.first_success(call, plan, self._chat_op)
+            if result is None:
+                raise self._failure(call)
             outcome = "ok"
             return result
         except Exception as exc:
@@ -497,16 +494,6 @@ class Router:
         finally:
             with anyio.CancelScope(shield=True):
                 await hooks.request_end(request, result, error, outcome)
-
-    async def _chat(self, call: Call, plan: list[ProviderSlot]) -> Completion:
-        token = retries_managed_by_caller.set(True)
-        try:
-            completion = await self._engine.first_success(call, plan, self._chat_op)
-        finally:
-            retries_managed_by_caller.reset(token)
-        if completion is None:
-            raise self._failure(call)
-        return completion
 
     async def route_stream(
         self,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from orchestrator._routing.engine import contract_error
 from orchestrator._routing.output import check_answer
 from orchestrator.events import UsageEvent
+from orchestrator.retry import retries_managed_by_caller
 from orchestrator.types import Completion
 
 if TYPE_CHECKING:
@@ -34,7 +35,11 @@ class ChatOperation:
 
     async def run(self, call: Call, lease: Lease) -> Completion:
         slot = lease.slot
-        completion = await slot.provider.chat(call.messages, call.params)
+        token = retries_managed_by_caller.set(True)  # the engine retries, not the provider
+        try:
+            completion = await slot.provider.chat(call.messages, call.params)
+        finally:
+            retries_managed_by_caller.reset(token)
         if not isinstance(completion, Completion):
             raise contract_error(slot, "chat()", completion, "a Completion")
         usage = completion.usage
