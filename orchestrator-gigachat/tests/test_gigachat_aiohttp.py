@@ -10,7 +10,8 @@ import pytest
 import trio
 
 from orchestrator.errors import ProviderError, ProviderTimeoutError
-from orchestrator.providers._transport import AiohttpTransport, ProviderTransport
+from orchestrator.providers._aiohttp import AiohttpTransport
+from orchestrator.providers._transport import ProviderTransport
 from orchestrator.testing import LoopbackServer
 from orchestrator.types import Message
 from orchestrator_gigachat import GigaChatProvider

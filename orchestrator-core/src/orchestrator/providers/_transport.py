@@ -61,13 +61,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import httpx
 
-from orchestrator.providers._aiohttp import AiohttpTransport
-
 if TYPE_CHECKING:
     import httpcore
 
 __all__ = [
-    "AiohttpTransport",
     "ProviderTransport",
     "close_abandoned",
     "pool_of",
@@ -276,7 +273,8 @@ def use_aiohttp(client: httpx.AsyncClient) -> None:
     pool = pool_of(transport)
     if type(transport) is not httpx.AsyncHTTPTransport or pool is None:
         return
-    from orchestrator.providers._aiohttp import install
+    # Imported here: a client on httpx's own transport never needs the aiohttp module.
+    from orchestrator.providers._aiohttp import AiohttpTransport, install
 
     limit = pool._max_connections
     client._transport = AiohttpTransport(
