@@ -181,13 +181,19 @@ def watching() -> Iterator[Incidents]:
 
 
 def _where(caught: warnings.WarningMessage) -> str:
-    """Where the object a ResourceWarning is about was allocated (with ``--trace``)."""
+    """Which connection an unclosed transport was (its two ends tell the client's side from
+    an emulator's), and where the object was allocated (with ``--trace``)."""
     import tracemalloc
 
+    ends = ""
+    extra = getattr(caught.source, "_extra", None)
+    if isinstance(extra, dict) and "sockname" in extra:
+        ends = f" (local {extra.get('sockname')}, peer {extra.get('peername')})"
     if caught.source is None or not tracemalloc.is_tracing():
-        return ""
+        return ends
     trace = tracemalloc.get_object_traceback(caught.source)
     if trace is None:
-        return ""
+        return ends
     frames = [f for f in trace if "site-packages" not in f.filename] or list(trace)
-    return " (allocated at " + "; ".join(f"{f.filename}:{f.lineno}" for f in frames[-4:]) + ")"
+    where = "; ".join(f"{f.filename}:{f.lineno}" for f in frames[-4:])
+    return f"{ends} (allocated at {where})"
