@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import socket
 import threading
@@ -47,10 +48,8 @@ def _closed_by_server(client: socket.socket) -> bool:
 
 def _hammer(port: int, held: list[socket.socket], stopping: threading.Event) -> None:
     while not stopping.is_set() and len(held) < 500:  # well inside any descriptor limit
-        try:
+        with contextlib.suppress(OSError):  # refused once the listening socket is closed
             held.append(_request(port))
-        except OSError:  # refused once the listening socket is closed
-            pass
         time.sleep(0.001)
 
 
