@@ -12,6 +12,7 @@ Needs the ``testing`` extra: ``pip install "multi-llm-orchestrator-core[testing]
 
 from __future__ import annotations
 
+import functools
 import socket
 import tempfile
 import threading
@@ -152,6 +153,7 @@ class LoopbackServer:
         self.stop()
 
 
+@functools.cache
 def _server_class() -> type[Any]:
     """uvicorn's ``Server``, closing every connection when it stops (imported on first use:
     uvicorn comes with the ``testing`` extra)."""
@@ -180,7 +182,7 @@ def _server_class() -> type[Any]:
                         asked.add(connection)
                         connection.shutdown()
 
-            late = asyncio.ensure_future(ask_late_ones())
+            late = asyncio.create_task(ask_late_ones())
             try:
                 await super().shutdown(sockets)
             finally:
